@@ -1,0 +1,54 @@
+#pragma once
+// A blocking data-path connection for senders (the connector, the master's queue dispatcher): writes DATA
+// frames straight from the caller's buffers (one sendmsg, no copy) and reads the receiver's answers.
+// One writer thread and one reader thread may use it at the same time; not otherwise thread-safe.
+
+#include <hio/common/error.hpp>
+#include <hio/common/wire.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace hio {
+
+struct answer {
+  wire::frame_header header;  // ACK, ERROR or END
+  std::string text;           // an ACK's failure reason or an ERROR's message
+};
+
+class connection {
+ public:
+  // Connects with TCP_NODELAY and large socket buffers. Error (code 0) when the peer cannot be reached.
+  static result<connection> open(const std::string& host, std::uint16_t port,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  connection() = default;
+  ~connection();
+  connection(connection&& o) noexcept;
+  connection& operator=(connection&& o) noexcept;
+
+  bool is_open() const noexcept { return fd_ >= 0; }
+
+  // Sends header, metadata and payload (the payload as it travels: compressed when the header says so).
+  // The header's metadata_length and payload_length are set from the spans given.
+  // Error (code 0) when the peer is gone or the write stalls past `timeout`.
+  result<void> send(const wire::frame_header& h, std::string_view metadata,
+                    std::span<const std::byte> payload,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  result<void> send_end(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  // Reads the next answer. Error (code 0) on timeout, a closed connection or a malformed frame.
+  result<answer> receive(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+  void shutdown_write() noexcept;
+  void close() noexcept;
+
+ private:
+  explicit connection(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace hio
