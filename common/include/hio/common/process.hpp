@@ -1,0 +1,24 @@
+#pragma once
+// Small helpers every hio executable's main() uses.
+
+#include <hio/common/error.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace hio {
+
+// Blocks SIGINT and SIGTERM in the calling thread (call first in main, before any thread starts, so
+// every thread inherits the mask) and returns a function-free way to wait for them: wait_for_signal().
+void block_stop_signals();
+// Waits until SIGINT or SIGTERM arrives; returns the signal number.
+int wait_for_signal();
+
+// Writes `port` to `path` atomically (temp file + rename), so a reader sees either nothing or the
+// whole number. Tests and `hio up` wait for this file to know the server is listening.
+result<void> write_port_file(const std::string& path, std::uint16_t port);
+
+// The value of environment variable `name`, or `fallback`.
+std::string env_or(const char* name, std::string fallback = {});
+
+}  // namespace hio

@@ -1,0 +1,119 @@
+#pragma once
+// Which worker channels exist and which are free. Pure policy: no I/O, no clock of its own (callers pass
+// `now`), so every rule is unit-tested. Not thread-safe: the master guards it with its state mutex.
+//
+// A channel is free, leased (handed to a source or to the queue dispatcher, not yet seen busy by its
+// worker), or busy (its worker reports a session). A lease that its worker never confirms is taken back
+// after `lease_timeout`; a worker whose heartbeats stop for `worker_timeout` is removed with its channels.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hio::master {
+
+using clock_type = std::chrono::steady_clock;
+
+enum class channel_state { free, leased, busy };
+std::string_view to_string(channel_state s) noexcept;
+
+struct channel_info {
+  std::uint32_t index = 0;
+  std::uint16_t port = 0;
+  int core = -1;
+  std::string processor;
+  std::string device;     // "cpu" or "cuda:N"
+  std::string transport;  // "tcp"
+};
+
+struct channel_report {  // one channel's line of a heartbeat
+  std::uint32_t index = 0;
+  bool busy = false;
+  std::uint64_t lease_id = 0;  // the last lease the channel accepted
+  std::uint64_t processed = 0, failed = 0, bytes = 0, restarts = 0;
+};
+
+struct channel_view {
+  channel_info info;
+  channel_state state = channel_state::free;
+  std::uint64_t lease_id = 0;  // the lease the master handed out last (0: none)
+  channel_report last_report;
+};
+
+struct worker_view {
+  std::string id;
+  std::string host;
+  bool draining = false;
+  std::vector<channel_view> channels;
+};
+
+struct channel_ref {
+  std::string worker;
+  std::string host;
+  std::uint32_t index = 0;
+  std::uint16_t port = 0;
+  std::string transport;
+};
+
+struct totals {  // processed/failed/bytes summed over every worker ever registered
+  std::uint64_t processed = 0, failed = 0, bytes = 0, restarts = 0;
+};
+
+class channel_manager {
+ public:
+  struct options {
+    std::chrono::milliseconds lease_timeout{32000};   // an unconfirmed lease is taken back after this
+    std::chrono::milliseconds worker_timeout{3000};   // a worker silent this long is removed
+  };
+
+  explicit channel_manager(options o) : options_(o) {}
+
+  // Adds a worker, or replaces one that registers again (a restarted worker or master).
+  void register_worker(const std::string& id, const std::string& host, std::vector<channel_info> channels,
+                       clock_type::time_point now);
+  // False when the worker is unknown (the master restarted or removed it): it must register again.
+  bool heartbeat(const std::string& id, bool draining, const std::vector<channel_report>& reports,
+                 clock_type::time_point now);
+  // A session on the channel has ended. Ignored unless it is the channel's current lease (or newer).
+  void release(const std::string& worker, std::uint32_t channel, std::uint64_t lease_id);
+  void set_draining(const std::string& worker);
+  bool remove_worker(const std::string& id);
+
+  // A free channel, marked leased to `lease_id`; spreads leases over workers (the one with the most free
+  // channels first). nullopt when every channel is taken or draining.
+  std::optional<channel_ref> acquire(std::uint64_t lease_id, clock_type::time_point now);
+  // Takes back unconfirmed leases and removes silent workers; returns the ids of removed workers.
+  std::vector<std::string> expire(clock_type::time_point now);
+
+  std::size_t free_channels() const;
+  std::size_t total_channels() const;
+  std::size_t worker_count() const { return workers_.size(); }
+  std::vector<worker_view> workers() const;
+  totals total() const;
+
+ private:
+  struct channel {
+    channel_info info;
+    channel_state state = channel_state::free;
+    std::uint64_t lease_id = 0;
+    clock_type::time_point leased_at{};
+    channel_report report;
+  };
+  struct worker {
+    std::string host;
+    bool draining = false;
+    clock_type::time_point last_seen{};
+    std::vector<channel> channels;
+  };
+  static bool is_free(const worker& w, const channel& c) { return !w.draining && c.state == channel_state::free; }
+  void retire(const worker& w);
+
+  options options_;
+  std::map<std::string, worker> workers_;
+  totals retired_;  // counters of workers that are gone
+};
+
+}  // namespace hio::master

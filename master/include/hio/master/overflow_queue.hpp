@@ -1,0 +1,106 @@
+#pragma once
+// The master's overflow queue: tuples that arrived while no channel was free, kept in FIFO order until a
+// channel takes them. Durable: every tuple is appended to a segment file and fdatasync'ed (sync()) before
+// the source is told it is queued; consumed ids go to a log, so a restarted master resumes with exactly
+// the tuples not yet stored. Payloads stay cached in memory up to `memory_bytes`; beyond that only the
+// file holds them and dispatch reads them back.
+//
+// Thread-safe (one mutex). Entries handed out by take() are "in flight" until complete() or give_back().
+
+#include <hio/common/error.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <span>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace hio::master {
+
+struct queued_tuple {
+  std::uint64_t tuple_id = 0;
+  std::uint64_t xxh3 = 0;
+  std::string metadata;
+  std::shared_ptr<const std::vector<std::byte>> payload;  // filled by take()
+};
+
+struct queue_stats {
+  std::uint64_t length = 0;        // tuples queued, including those in flight to a channel
+  std::uint64_t bytes = 0;         // their payload bytes
+  std::uint64_t memory_bytes = 0;  // payload bytes cached in memory
+  std::uint64_t in_flight = 0;
+  std::uint64_t enqueued_total = 0, completed_total = 0, corrupt_total = 0;
+};
+
+class overflow_queue {
+ public:
+  struct options {
+    std::filesystem::path dir;                      // segments and the consumed-id log
+    std::uint64_t memory_bytes = 1ull << 30;        // payload bytes kept in memory
+    std::uint64_t max_bytes = 64ull << 30;          // above this the queue is full (leases get 503)
+    std::uint64_t segment_bytes = 256ull << 20;     // a new segment file starts past this size
+  };
+
+  // Replays the segments and the consumed log. Error when the directory is unusable.
+  static result<std::unique_ptr<overflow_queue>> open(options o);
+  ~overflow_queue();
+
+  // Appends a tuple (not yet durable). A tuple id already queued is ignored (a source's retry).
+  result<void> append(std::uint64_t tuple_id, std::uint64_t xxh3, std::string_view metadata,
+                      std::span<const std::byte> payload);
+  // Makes every append so far durable.
+  result<void> sync();
+
+  // Up to `max_tuples` / `max_bytes` (at least one tuple) of the oldest entries not in flight, marked in
+  // flight, payloads loaded. A tuple whose bytes on disk no longer match its XXH3 is dropped, counted
+  // as corrupt and logged.
+  std::vector<queued_tuple> take(std::size_t max_tuples, std::uint64_t max_bytes);
+  // The tuples are stored by a channel: forget them (durably).
+  result<void> complete(const std::vector<std::uint64_t>& tuple_ids);
+  // The dispatch failed: the tuples go back to the front, in their original order.
+  void give_back(const std::vector<std::uint64_t>& tuple_ids);
+
+  bool empty() const;            // nothing queued at all (in flight counts as queued)
+  bool has_available() const;    // something queued and not in flight
+  bool full() const;
+  queue_stats stats() const;
+
+ private:
+  struct entry {
+    std::uint64_t tuple_id;
+    std::uint64_t xxh3;
+    std::uint32_t segment;
+    std::uint64_t offset;  // of the payload in the segment
+    std::uint64_t length;
+    std::string metadata;
+    std::shared_ptr<const std::vector<std::byte>> cached;
+    bool in_flight = false;
+  };
+  explicit overflow_queue(options o);
+  result<void> replay();
+  result<void> open_segment(std::uint32_t number);
+  void release_segments();
+  std::filesystem::path segment_path(std::uint32_t n) const;
+
+  options options_;
+  mutable std::mutex mutex_;
+  std::deque<entry> entries_;                       // FIFO; in-flight entries stay in place
+  std::unordered_map<std::uint64_t, std::uint32_t> segment_of_;  // queued ids -> segment
+  std::map<std::uint32_t, std::uint64_t> live_per_segment_;      // segment -> queued tuples in it
+  std::set<std::uint32_t> on_disk_;                              // segment files that exist
+  int segment_fd_ = -1;
+  std::uint32_t segment_ = 0;
+  std::uint64_t segment_size_ = 0;
+  int consumed_fd_ = -1;
+  bool dirty_ = false;
+  queue_stats stats_;
+};
+
+}  // namespace hio::master

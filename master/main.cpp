@@ -1,0 +1,60 @@
+// hio-master: leases, the overflow queue, worker registry, status. See docs/api.md.
+#include <hio/common/log.hpp>
+#include <hio/common/process.hpp>
+#include <hio/master/master.hpp>
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+  hio::block_stop_signals();
+  hio::master::options o;
+  o.secret = hio::env_or("HIO_SECRET");
+  o.source_token = hio::env_or("HIO_SOURCE_TOKEN");
+  std::string port_file, log_level = "info", data_dir = o.data_dir.string();
+  std::uint64_t queue_memory_mib = o.queue_memory_bytes >> 20, queue_max_gib = o.queue_max_bytes >> 30;
+  std::uint64_t max_tuple_mib = o.max_tuple_bytes >> 20;
+  int lease_ttl = static_cast<int>(o.lease_ttl.count()), worker_timeout_ms = static_cast<int>(o.worker_timeout.count());
+
+  CLI::App app{"hio-master: hands out leases to sources, queues overflow, tracks workers"};
+  app.set_config("--config", "", "Read options from this TOML/INI file");
+  app.add_option("--host", o.host, "Address for REST and the queue's data port")->capture_default_str();
+  app.add_option("--port", o.port, "REST port (0: any free port)")->capture_default_str();
+  app.add_option("--advertise-host", o.advertise_host, "Host sources use to reach the queue port (default: --host)");
+  app.add_option("--data-port", o.data_port, "The queue's data port (0: any free port)")->capture_default_str();
+  app.add_option("--data-dir", data_dir, "Where ids and the overflow queue live")->capture_default_str();
+  app.add_option("--secret", o.secret, "Cluster secret (default: $HIO_SECRET)");
+  app.add_option("--source-token", o.source_token, "Token sources must present (default: $HIO_SOURCE_TOKEN; none)");
+  app.add_option("--lease-ttl-s", lease_ttl, "Seconds a lease's connection may take to start")->capture_default_str();
+  app.add_option("--max-session-tuples", o.max_session_tuples, "Most tuple ids per lease")->capture_default_str();
+  app.add_option("--max-tuple-mib", max_tuple_mib, "Largest tuple accepted, MiB")->capture_default_str();
+  app.add_option("--queue-memory-mib", queue_memory_mib, "Queued bytes kept in memory, MiB")->capture_default_str();
+  app.add_option("--queue-max-gib", queue_max_gib, "Queue size past which leases get 503, GiB")->capture_default_str();
+  app.add_option("--worker-timeout-ms", worker_timeout_ms, "Silence after which a worker is removed")->capture_default_str();
+  app.add_option("--dispatch-threads", o.dispatch_threads, "Concurrent queue-to-channel transfers")->capture_default_str();
+  app.add_option("--http-threads", o.http_threads, "Threads serving REST")->capture_default_str();
+  app.add_option("--port-file", port_file, "Write the REST port here once listening");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  hio::init_logging("master", log_level);
+  o.data_dir = data_dir;
+  o.queue_memory_bytes = queue_memory_mib << 20;
+  o.queue_max_bytes = queue_max_gib << 30;
+  o.max_tuple_bytes = max_tuple_mib << 20;
+  o.lease_ttl = std::chrono::seconds(lease_ttl);
+  o.worker_timeout = std::chrono::milliseconds(worker_timeout_ms);
+
+  auto m = hio::master::master::start(o);
+  if (!m) {
+    spdlog::error("cannot start: {}", m.error().message);
+    return 1;
+  }
+  spdlog::info("listening on http://{}:{} (queue data port {}), data in {}", o.host, (*m)->port(),
+               (*m)->data_port(), o.data_dir.string());
+  if (!port_file.empty())
+    if (auto r = hio::write_port_file(port_file, (*m)->port()); !r) spdlog::error("{}", r.error().message);
+  const int sig = hio::wait_for_signal();
+  spdlog::info("signal {}: stopping", sig);
+  (*m)->stop();
+  return 0;
+}

@@ -1,0 +1,555 @@
+#include <hio/common/clock.hpp>
+#include <hio/common/connection.hpp>
+#include <hio/common/id_generator.hpp>
+#include <hio/common/log.hpp>
+#include <hio/common/receiver.hpp>
+#include <hio/common/token.hpp>
+#include <hio/master/channel_manager.hpp>
+#include <hio/master/master.hpp>
+#include <hio/master/overflow_queue.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <thread>
+
+namespace hio::master {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Accepts sessions on the queue's data port and makes their tuples durable in the overflow queue.
+// Called only from the queue's single io thread.
+class queue_handler : public tuple_handler {
+ public:
+  explicit queue_handler(overflow_queue& q) : queue_(q) {}
+
+  result<void> begin_session(const lease_token& lease, const std::string&) override {
+    const auto now = unix_seconds();
+    std::erase_if(used_, [&](const auto& kv) { return kv.second < now; });
+    if (!used_.emplace(lease.lease_id, lease.expires_at).second)
+      return make_error(static_cast<int>(wire::error_code::bad_token), "lease token was already used");
+    return {};
+  }
+  result<void> on_tuple(const lease_token&, const received_tuple& t) override {
+    if (auto r = queue_.append(t.tuple_id, t.xxh3, t.metadata, t.payload); !r)
+      return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
+    pending_.push_back(t.tuple_id);
+    return {};
+  }
+  result<std::vector<ack>> flush(const lease_token&) override {
+    if (auto r = queue_.sync(); !r) {
+      pending_.clear();
+      return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
+    }
+    std::vector<ack> acks;
+    acks.reserve(pending_.size());
+    for (auto id : pending_) acks.push_back({id, wire::ack_status::queued, {}});
+    pending_.clear();
+    if (on_queued) on_queued();
+    return acks;
+  }
+  void end_session(const lease_token&, bool) override { pending_.clear(); }
+
+  std::function<void()> on_queued;
+
+ private:
+  overflow_queue& queue_;
+  std::vector<std::uint64_t> pending_;
+  std::map<std::uint64_t, std::uint32_t> used_;  // lease id -> expiry
+};
+
+struct rate_sample {
+  clock_type::time_point at;
+  std::uint64_t processed, bytes;
+};
+
+std::string json_error_text(const json::exception& e) { return std::string("invalid JSON body: ") + e.what(); }
+
+}  // namespace
+
+struct master::impl {
+  options opt;
+  std::unique_ptr<id_generator> tuple_ids, lease_ids;
+  std::unique_ptr<overflow_queue> queue;
+  std::unique_ptr<queue_handler> qhandler;
+
+  std::mutex mutex;  // guards cm, samples, stopping
+  std::condition_variable dispatch_cv;
+  channel_manager cm;
+  std::deque<rate_sample> samples;
+  bool stopping = false;
+
+  boost::asio::io_context http_io, queue_io;
+  std::unique_ptr<http::server> http_server;
+  std::unique_ptr<receiver> queue_rx;
+  std::vector<std::thread> threads;
+  clock_type::time_point started = clock_type::now();
+
+  std::atomic<std::uint64_t> leases{0}, channel_leases{0}, queue_leases{0}, tuples_leased{0}, refusals{0},
+      dispatched{0}, dispatch_failures{0}, bad_requests{0};
+
+  explicit impl(options o)
+      : opt(std::move(o)), cm(channel_manager::options{opt.lease_ttl + 2s, opt.worker_timeout}) {}
+
+  std::string data_host() const { return opt.advertise_host.empty() ? opt.host : opt.advertise_host; }
+
+  // ---- REST ----
+  http::response handle(const http::request& r) {
+    try {
+      auto res = route(r);
+      if (res.status >= 400) ++bad_requests;
+      return res;
+    } catch (const json::exception& e) {
+      ++bad_requests;
+      return http::error_response(400, json_error_text(e));
+    }
+  }
+
+  bool worker_auth(const http::request& r) const { return opt.secret.empty() || r.bearer() == opt.secret; }
+
+  http::response route(const http::request& r) {
+    const std::string& p = r.path;
+    if (p == "/v1/streams") {
+      if (r.method != "POST") return http::error_response(405, "use POST /v1/streams");
+      return lease(r);
+    }
+    if (p == "/healthz") return http::json_response(R"({"ok":true})");
+    if (p == "/v1/status") {
+      if (r.method != "GET") return http::error_response(405, "use GET /v1/status");
+      return http::json_response(status().dump());
+    }
+    if (p == "/metrics") {
+      http::response res;
+      res.content_type = "text/plain; version=0.0.4";
+      res.body = metrics();
+      return res;
+    }
+    if (p == "/v1/workers" || p.starts_with("/v1/workers/")) {
+      if (!worker_auth(r)) return http::error_response(401, "worker calls need the cluster secret as Bearer token");
+      return workers(r);
+    }
+    return http::error_response(404, "no such endpoint: " + p + " (see docs/api.md)");
+  }
+
+  http::response lease(const http::request& r) {
+    if (!opt.source_token.empty() && r.bearer() != opt.source_token)
+      return http::error_response(401, "this master needs a source token: Authorization: Bearer <token>");
+    json body = r.body.empty() ? json::object() : json::parse(r.body);
+    if (!body.is_object()) return http::error_response(400, "body must be a JSON object");
+    std::uint64_t first = 0;
+    std::uint32_t count = 1;
+    bool retry = false;
+    if (body.contains("retry")) {
+      const auto& rt = body["retry"];
+      if (!rt.is_object() || !rt.contains("first") || !rt["first"].is_number_unsigned())
+        return http::error_response(400, R"("retry" must be {"first": <tuple id>, "count": <n>})");
+      first = rt["first"].get<std::uint64_t>();
+      const auto n = rt.value("count", std::uint64_t{1});
+      if (n == 0 || n > opt.max_session_tuples)
+        return http::error_response(400, "retry count must be 1.." + std::to_string(opt.max_session_tuples));
+      if (first == 0 || first + n > tuple_ids->peek())
+        return http::error_response(400, "retry names tuple ids this master never issued");
+      count = static_cast<std::uint32_t>(n);
+      retry = true;
+    } else if (body.contains("count")) {
+      if (!body["count"].is_number_unsigned() || body["count"].get<std::uint64_t>() == 0)
+        return http::error_response(400, R"("count" must be a positive integer)");
+      count = static_cast<std::uint32_t>(std::min<std::uint64_t>(body["count"].get<std::uint64_t>(), opt.max_session_tuples));
+    }
+    if (body.contains("bytes") && body["bytes"].is_number_unsigned() &&
+        body["bytes"].get<std::uint64_t>() > opt.max_tuple_bytes)
+      return http::error_response(413, "tuple of " + std::to_string(body["bytes"].get<std::uint64_t>()) +
+                                           " bytes is over the maximum tuple size of " +
+                                           std::to_string(opt.max_tuple_bytes));
+
+    auto lease_id = lease_ids->next();
+    if (!lease_id) return http::error_response(500, lease_id.error().message);
+    const auto now = clock_type::now();
+    std::optional<channel_ref> ch;
+    {
+      std::lock_guard lock(mutex);
+      // FIFO: while anything is queued, new tuples queue behind it.
+      if (queue->empty()) ch = cm.acquire(*lease_id, now);
+    }
+    if (!ch && queue->full()) {
+      ++refusals;
+      auto res = http::error_response(503, "every channel is busy and the overflow queue is full; retry later");
+      res.headers.emplace_back("Retry-After", "1");
+      return res;
+    }
+    if (!retry) {
+      auto id = tuple_ids->next(count);
+      if (!id) return http::error_response(500, id.error().message);
+      first = *id;
+    }
+    const std::uint32_t expires = unix_seconds() + static_cast<std::uint32_t>(opt.lease_ttl.count());
+    json out;
+    if (ch) {
+      const auto token = mint_token(opt.secret, channel_target(ch->worker, ch->index), *lease_id, first, count, expires);
+      out = {{"kind", "channel"}, {"host", ch->host}, {"port", ch->port}, {"worker", ch->worker},
+             {"channel", ch->index}, {"transport", ch->transport}, {"token", to_hex(token)}};
+      ++channel_leases;
+    } else {
+      const auto token = mint_token(opt.secret, queue_target, *lease_id, first, count, expires);
+      out = {{"kind", "queue"}, {"host", data_host()}, {"port", queue_rx->port()}, {"transport", "tcp"},
+             {"token", to_hex(token)}};
+      ++queue_leases;
+    }
+    out["lease_id"] = *lease_id;
+    out["first_id"] = first;
+    out["count"] = count;
+    out["expires_at"] = expires;
+    ++leases;
+    tuples_leased += count;
+    return http::json_response(out.dump());
+  }
+
+  http::response workers(const http::request& r) {
+    const auto now = clock_type::now();
+    if (r.path == "/v1/workers") {
+      if (r.method == "GET") return http::json_response(status()["workers"].dump());
+      if (r.method != "POST") return http::error_response(405, "use POST /v1/workers to register");
+      const json b = json::parse(r.body);
+      if (!b.is_object() || !b.contains("id") || !b["id"].is_string() || !b.contains("channels") ||
+          !b["channels"].is_array())
+        return http::error_response(400, R"(registration needs {"id": ..., "host": ..., "channels": [...]})");
+      const std::string id = b["id"].get<std::string>();
+      if (id.empty() || id.find('/') != std::string::npos)
+        return http::error_response(400, "worker id must be non-empty and contain no '/'");
+      std::vector<channel_info> channels;
+      for (const auto& c : b["channels"]) {
+        channel_info info;
+        info.index = c.at("index").get<std::uint32_t>();
+        info.port = c.at("port").get<std::uint16_t>();
+        info.core = c.value("core", -1);
+        info.processor = c.value("processor", "");
+        info.device = c.value("device", "cpu");
+        info.transport = c.value("transport", "tcp");
+        if (info.index != channels.size()) return http::error_response(400, "channel indexes must be 0, 1, 2, ...");
+        channels.push_back(std::move(info));
+      }
+      const std::string host = b.value("host", r.remote.substr(0, r.remote.rfind(':')));
+      spdlog::info("worker {} registered from {} with {} channels ({})", id, host, channels.size(),
+                   channels.empty() ? "" : channels[0].processor + " on " + channels[0].device);
+      {
+        std::lock_guard lock(mutex);
+        cm.register_worker(id, host, std::move(channels), now);
+      }
+      dispatch_cv.notify_all();
+      return http::json_response(json{{"ok", true}, {"heartbeat_ms", 500}}.dump());
+    }
+    // /v1/workers/<id>[/<verb>]
+    std::string rest = r.path.substr(std::string("/v1/workers/").size());
+    const auto slash = rest.find('/');
+    const std::string id = rest.substr(0, slash);
+    const std::string verb = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (verb.empty() && r.method == "DELETE") {
+      bool removed;
+      {
+        std::lock_guard lock(mutex);
+        removed = cm.remove_worker(id);
+      }
+      if (!removed) return http::error_response(404, "unknown worker " + id);
+      spdlog::info("worker {} deregistered", id);
+      return http::json_response(R"({"ok":true})");
+    }
+    if (r.method != "POST") return http::error_response(405, "use POST");
+    const json b = r.body.empty() ? json::object() : json::parse(r.body);
+    if (verb == "heartbeat") {
+      std::vector<channel_report> reports;
+      for (const auto& c : b.value("channels", json::array())) {
+        channel_report rep;
+        rep.index = c.at("index").get<std::uint32_t>();
+        rep.busy = c.value("state", "idle") == "busy";
+        rep.lease_id = c.value("lease_id", std::uint64_t{0});
+        rep.processed = c.value("processed", std::uint64_t{0});
+        rep.failed = c.value("failed", std::uint64_t{0});
+        rep.bytes = c.value("bytes", std::uint64_t{0});
+        rep.restarts = c.value("restarts", std::uint64_t{0});
+        reports.push_back(rep);
+      }
+      bool known;
+      {
+        std::lock_guard lock(mutex);
+        known = cm.heartbeat(id, b.value("draining", false), reports, now);
+      }
+      if (!known) return http::error_response(404, "unknown worker " + id + "; register again");
+      dispatch_cv.notify_all();
+      return http::json_response(R"({"ok":true})");
+    }
+    if (verb == "free") {
+      {
+        std::lock_guard lock(mutex);
+        cm.release(id, b.value("channel", 0u), b.value("lease_id", std::uint64_t{0}));
+      }
+      dispatch_cv.notify_all();
+      return http::json_response(R"({"ok":true})");
+    }
+    if (verb == "drain") {
+      std::lock_guard lock(mutex);
+      cm.set_draining(id);
+      spdlog::info("worker {} is draining", id);
+      return http::json_response(R"({"ok":true})");
+    }
+    return http::error_response(404, "no such worker endpoint: " + verb);
+  }
+
+  json status() {
+    std::lock_guard lock(mutex);
+    json ws = json::array();
+    std::size_t busy = 0;
+    for (const auto& w : cm.workers()) {
+      json chans = json::array();
+      std::size_t wfree = 0;
+      for (const auto& c : w.channels) {
+        const bool is_free = !w.draining && c.state == channel_state::free;
+        wfree += is_free;
+        busy += c.state != channel_state::free;
+        chans.push_back({{"index", c.info.index}, {"port", c.info.port}, {"core", c.info.core},
+                         {"processor", c.info.processor}, {"device", c.info.device},
+                         {"transport", c.info.transport}, {"state", to_string(c.state)}, {"lease_id", c.lease_id},
+                         {"processed", c.last_report.processed}, {"failed", c.last_report.failed},
+                         {"bytes", c.last_report.bytes}, {"restarts", c.last_report.restarts}});
+      }
+      ws.push_back({{"id", w.id}, {"host", w.host}, {"draining", w.draining}, {"free", wfree},
+                    {"busy", w.channels.size() - wfree}, {"channels", std::move(chans)}});
+    }
+    const auto q = queue->stats();
+    const auto t = cm.total();
+    double tps = 0, bps = 0;
+    if (samples.size() >= 2) {
+      const auto& a = samples.front();
+      const auto& b = samples.back();
+      const double dt = std::chrono::duration<double>(b.at - a.at).count();
+      if (dt > 0) {
+        tps = static_cast<double>(b.processed - a.processed) / dt;
+        bps = static_cast<double>(b.bytes - a.bytes) / dt;
+      }
+    }
+    return {
+        {"version", "0.1.0"},
+        {"uptime_s", std::chrono::duration<double>(clock_type::now() - started).count()},
+        {"workers", std::move(ws)},
+        {"channels", {{"total", cm.total_channels()}, {"free", cm.free_channels()}, {"busy", busy}}},
+        {"queue",
+         {{"length", q.length}, {"bytes", q.bytes}, {"memory_bytes", q.memory_bytes}, {"in_flight", q.in_flight},
+          {"enqueued_total", q.enqueued_total}, {"dispatched_total", q.completed_total},
+          {"corrupt_total", q.corrupt_total}, {"port", queue_rx ? queue_rx->port() : 0}}},
+        {"counters",
+         {{"leases", leases.load()}, {"channel_leases", channel_leases.load()}, {"queue_leases", queue_leases.load()},
+          {"tuples_leased", tuples_leased.load()}, {"lease_refusals", refusals.load()},
+          {"queued", q.enqueued_total}, {"dispatch_failures", dispatch_failures.load()},
+          {"processed", t.processed}, {"failed", t.failed}, {"bytes", t.bytes}, {"channel_restarts", t.restarts},
+          {"bad_requests", bad_requests.load()}}},
+        {"rates", {{"tuples_per_s", tps}, {"bytes_per_s", bps}}},
+    };
+  }
+
+  std::string metrics() {
+    const json s = status();
+    std::string out;
+    auto line = [&](const char* name, const char* type, const char* help, const json& v) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+             v.dump() + "\n";
+    };
+    line("hio_workers", "gauge", "Registered workers.", s["workers"].size());
+    line("hio_channels", "gauge", "Channels of all workers.", s["channels"]["total"]);
+    line("hio_channels_free", "gauge", "Channels free for a lease.", s["channels"]["free"]);
+    line("hio_queue_length", "gauge", "Tuples in the overflow queue.", s["queue"]["length"]);
+    line("hio_queue_bytes", "gauge", "Payload bytes in the overflow queue.", s["queue"]["bytes"]);
+    line("hio_queue_memory_bytes", "gauge", "Queued payload bytes cached in memory.", s["queue"]["memory_bytes"]);
+    line("hio_leases_total", "counter", "Leases handed out.", s["counters"]["leases"]);
+    line("hio_tuples_leased_total", "counter", "Tuple ids handed out in leases.", s["counters"]["tuples_leased"]);
+    line("hio_lease_refusals_total", "counter", "Lease requests refused with 503.", s["counters"]["lease_refusals"]);
+    line("hio_tuples_queued_total", "counter", "Tuples accepted into the overflow queue.", s["counters"]["queued"]);
+    line("hio_tuples_processed_total", "counter", "Tuples processed and stored by channels.", s["counters"]["processed"]);
+    line("hio_tuples_failed_total", "counter", "Tuples whose processing failed.", s["counters"]["failed"]);
+    line("hio_bytes_processed_total", "counter", "Tuple bytes processed by channels.", s["counters"]["bytes"]);
+    line("hio_channel_restarts_total", "counter", "Channels restarted after a failure.", s["counters"]["channel_restarts"]);
+    line("hio_tuples_per_second", "gauge", "Processed tuples per second over the last seconds.", s["rates"]["tuples_per_s"]);
+    line("hio_bytes_per_second", "gauge", "Processed bytes per second over the last seconds.", s["rates"]["bytes_per_s"]);
+    return out;
+  }
+
+  // ---- the dispatcher: queue → free channel ----
+  void dispatch_loop() {
+    for (;;) {
+      std::optional<channel_ref> ch;
+      std::uint64_t lease_id = 0;
+      {
+        std::unique_lock lock(mutex);
+        dispatch_cv.wait_for(lock, 200ms, [&] { return stopping || (queue->has_available() && cm.free_channels() > 0); });
+        if (stopping) return;
+        if (!queue->has_available() || cm.free_channels() == 0) continue;
+        auto id = lease_ids->next();
+        if (!id) continue;
+        lease_id = *id;
+        ch = cm.acquire(lease_id, clock_type::now());
+      }
+      if (!ch) continue;
+      auto batch = queue->take(opt.dispatch_batch_tuples, opt.dispatch_batch_bytes);
+      if (batch.empty()) {
+        std::lock_guard lock(mutex);
+        cm.release(ch->worker, ch->index, lease_id);
+        continue;
+      }
+      dispatch(*ch, lease_id, std::move(batch));
+    }
+  }
+
+  void dispatch(const channel_ref& ch, std::uint64_t lease_id, std::vector<queued_tuple> batch) {
+    std::sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) { return a.tuple_id < b.tuple_id; });
+    // A lease covers a contiguous id range: keep only what fits in 2^32 ids of the first.
+    while (batch.back().tuple_id - batch.front().tuple_id >= 0xffffffffull) {
+      queue->give_back({batch.back().tuple_id});
+      batch.pop_back();
+    }
+    const std::uint64_t first = batch.front().tuple_id;
+    const auto count = static_cast<std::uint32_t>(batch.back().tuple_id - first + 1);
+    const auto token = mint_token(opt.secret, channel_target(ch.worker, ch.index), lease_id, first, count,
+                                  unix_seconds() + static_cast<std::uint32_t>(opt.lease_ttl.count()));
+    std::vector<std::uint64_t> done;
+    std::string failure;
+    if (auto conn = connection::open(ch.host, ch.port); !conn) {
+      failure = conn.error().message;
+    } else {
+      for (const auto& t : batch) {
+        wire::frame_header h;
+        h.tuple_id = t.tuple_id;
+        h.token = token;
+        h.xxh3 = t.xxh3;
+        if (auto s = conn->send(h, t.metadata, *t.payload); !s) {
+          failure = s.error().message;
+          break;
+        }
+      }
+      if (failure.empty()) (void)conn->send_end();
+      for (std::size_t n = 0; n < batch.size();) {
+        auto a = conn->receive(120s);
+        if (!a) {
+          if (failure.empty()) failure = a.error().message;
+          break;
+        }
+        if (a->header.type == wire::frame_type::ack) {
+          done.push_back(a->header.tuple_id);
+          ++n;
+        } else if (a->header.type == wire::frame_type::error) {
+          failure = std::string(wire::to_string(static_cast<wire::error_code>(a->header.flags))) + ": " + a->text;
+          break;
+        } else {
+          break;
+        }
+      }
+      if (done.size() == batch.size()) (void)conn->receive(5s);  // the channel's END
+    }
+    if (!done.empty()) {
+      if (auto r = queue->complete(done); !r) spdlog::error("queue: {}", r.error().message);
+      dispatched += done.size();
+    }
+    if (done.size() < batch.size()) {
+      ++dispatch_failures;
+      std::vector<std::uint64_t> back;
+      for (const auto& t : batch)
+        if (std::find(done.begin(), done.end(), t.tuple_id) == done.end()) back.push_back(t.tuple_id);
+      queue->give_back(back);
+      spdlog::warn("queue: dispatch of {} tuples to {}/{} stopped after {}: {}; they stay queued", batch.size(),
+                   ch.worker, ch.index, done.size(), failure.empty() ? "channel closed the session" : failure);
+      std::this_thread::sleep_for(100ms);  // do not spin on a channel that is going away
+    }
+  }
+
+  void maintenance_loop() {
+    while (true) {
+      {
+        std::unique_lock lock(mutex);
+        dispatch_cv.wait_for(lock, 250ms, [&] { return stopping; });
+        if (stopping) return;
+        const auto now = clock_type::now();
+        for (const auto& id : cm.expire(now))
+          spdlog::warn("worker {} missed its heartbeats for {} ms; removed with its channels", id,
+                       opt.worker_timeout.count());
+        const auto t = cm.total();
+        samples.push_back({now, t.processed, t.bytes});
+        while (samples.size() > 2 && now - samples.front().at > 5s) samples.pop_front();
+      }
+      dispatch_cv.notify_all();
+    }
+  }
+};
+
+result<std::unique_ptr<master>> master::start(options o) {
+  if (o.secret.empty()) return make_error(0, "the master needs a cluster secret (--secret or HIO_SECRET)");
+  auto p = std::make_unique<impl>(std::move(o));
+  std::error_code ec;
+  std::filesystem::create_directories(p->opt.data_dir, ec);
+  if (ec) return make_error(0, "cannot create " + p->opt.data_dir.string() + ": " + ec.message());
+  auto tuple_ids = id_generator::open(p->opt.data_dir / "tuple-ids");
+  if (!tuple_ids) return tuple_ids.error();
+  p->tuple_ids = std::move(*tuple_ids);
+  auto lease_ids = id_generator::open(p->opt.data_dir / "lease-ids");
+  if (!lease_ids) return lease_ids.error();
+  p->lease_ids = std::move(*lease_ids);
+  auto q = overflow_queue::open({p->opt.data_dir / "queue", p->opt.queue_memory_bytes, p->opt.queue_max_bytes});
+  if (!q) return q.error();
+  p->queue = std::move(*q);
+  p->qhandler = std::make_unique<queue_handler>(*p->queue);
+  p->qhandler->on_queued = [raw = p.get()] { raw->dispatch_cv.notify_all(); };
+
+  receiver_options ro;
+  ro.host = p->opt.host;
+  ro.port = p->opt.data_port;
+  ro.secret = p->opt.secret;
+  ro.target = std::string(queue_target);
+  ro.max_tuple_bytes = p->opt.max_tuple_bytes;
+  auto rx = receiver::start(p->queue_io, ro, *p->qhandler);
+  if (!rx) return rx.error();
+  p->queue_rx = std::move(*rx);
+
+  http::server_options so;
+  so.host = p->opt.host;
+  so.port = p->opt.port;
+  auto srv = http::server::start(p->http_io, so, [raw = p.get()](const http::request& r) { return raw->handle(r); });
+  if (!srv) return srv.error();
+  p->http_server = std::move(*srv);
+
+  auto* raw = p.get();
+  for (int i = 0; i < std::max(1, raw->opt.http_threads); ++i)
+    raw->threads.emplace_back([raw] { raw->http_io.run(); });
+  raw->threads.emplace_back([raw] { raw->queue_io.run(); });
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, raw->opt.dispatch_threads); ++i)
+    raw->threads.emplace_back([raw] { raw->dispatch_loop(); });
+  raw->threads.emplace_back([raw] { raw->maintenance_loop(); });
+  return std::unique_ptr<master>(new master(std::move(p)));
+}
+
+master::master(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+master::~master() { stop(); }
+
+std::uint16_t master::port() const { return impl_->http_server->port(); }
+std::uint16_t master::data_port() const { return impl_->queue_rx->port(); }
+http::response master::handle(const http::request& r) { return impl_->handle(r); }
+
+void master::stop() {
+  auto& d = *impl_;
+  {
+    std::lock_guard lock(d.mutex);
+    if (d.stopping) return;
+    d.stopping = true;
+  }
+  d.dispatch_cv.notify_all();
+  d.http_server->stop();
+  d.queue_rx->stop();
+  d.http_io.stop();
+  d.queue_io.stop();
+  for (auto& t : d.threads) t.join();
+}
+
+}  // namespace hio::master

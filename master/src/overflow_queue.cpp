@@ -1,0 +1,339 @@
+#include <hio/common/hash.hpp>
+#include <hio/common/log.hpp>
+#include <hio/master/overflow_queue.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <unordered_set>
+
+namespace hio::master {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::uint32_t record_magic = 0x514F4948;  // "HIOQ"
+constexpr std::size_t record_header = 40;           // magic, id, xxh3, meta len, payload len, header check
+
+struct record_head {
+  std::uint64_t tuple_id, xxh3;
+  std::uint32_t meta_len;
+  std::uint64_t payload_len;
+};
+
+std::array<std::byte, record_header> encode_head(const record_head& h) {
+  std::array<std::byte, record_header> b{};
+  std::memcpy(b.data(), &record_magic, 4);
+  std::memcpy(b.data() + 4, &h.tuple_id, 8);
+  std::memcpy(b.data() + 12, &h.xxh3, 8);
+  std::memcpy(b.data() + 20, &h.meta_len, 4);
+  std::memcpy(b.data() + 24, &h.payload_len, 8);
+  const std::uint64_t check = xxh3_64(std::span<const std::byte>(b.data(), 32));
+  std::memcpy(b.data() + 32, &check, 8);
+  return b;
+}
+
+std::optional<record_head> decode_head(const std::byte* b) {
+  std::uint32_t magic;
+  std::uint64_t check;
+  std::memcpy(&magic, b, 4);
+  std::memcpy(&check, b + 32, 8);
+  if (magic != record_magic || check != xxh3_64(std::span<const std::byte>(b, 32))) return std::nullopt;
+  record_head h;
+  std::memcpy(&h.tuple_id, b + 4, 8);
+  std::memcpy(&h.xxh3, b + 12, 8);
+  std::memcpy(&h.meta_len, b + 20, 4);
+  std::memcpy(&h.payload_len, b + 24, 8);
+  return h;
+}
+
+bool write_all(int fd, const void* data, std::size_t n) {
+  auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+bool read_at(int fd, void* data, std::size_t n, std::uint64_t offset) {
+  auto* p = static_cast<char*>(data);
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      return false;
+    }
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    offset += static_cast<std::uint64_t>(r);
+  }
+  return true;
+}
+
+std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+}  // namespace
+
+overflow_queue::overflow_queue(options o) : options_(std::move(o)) {}
+
+overflow_queue::~overflow_queue() {
+  if (segment_fd_ >= 0) ::close(segment_fd_);
+  if (consumed_fd_ >= 0) ::close(consumed_fd_);
+}
+
+fs::path overflow_queue::segment_path(std::uint32_t n) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "%08u.qseg", n);
+  return options_.dir / name;
+}
+
+result<std::unique_ptr<overflow_queue>> overflow_queue::open(options o) {
+  std::error_code ec;
+  fs::create_directories(o.dir, ec);
+  if (ec) return make_error(500, "cannot create queue directory " + o.dir.string() + ": " + ec.message());
+  std::unique_ptr<overflow_queue> q(new overflow_queue(std::move(o)));
+  if (auto r = q->replay(); !r) return r.error();
+  return q;
+}
+
+result<void> overflow_queue::replay() {
+  // Consumed ids first, then every segment in order; a torn record ends its segment's scan.
+  std::unordered_set<std::uint64_t> consumed;
+  const fs::path consumed_path = options_.dir / "consumed.log";
+  if (const int fd = ::open(consumed_path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    std::uint64_t id;
+    while (::read(fd, &id, sizeof id) == sizeof id) consumed.insert(id);
+    ::close(fd);
+  }
+  std::vector<std::uint32_t> segments;
+  for (const auto& e : fs::directory_iterator(options_.dir)) {
+    const auto name = e.path().filename().string();
+    if (e.path().extension() == ".qseg") segments.push_back(static_cast<std::uint32_t>(std::stoul(name)));
+  }
+  std::sort(segments.begin(), segments.end());
+  std::vector<std::uint64_t> still_relevant;
+  for (const auto n : segments) {
+    const int fd = ::open(segment_path(n).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return make_error(500, sys_error("cannot read queue segment " + segment_path(n).string()));
+    struct stat st {};
+    ::fstat(fd, &st);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    std::uint64_t off = 0;
+    std::uint64_t live = 0;
+    while (off + record_header <= size) {
+      std::array<std::byte, record_header> b;
+      if (!read_at(fd, b.data(), b.size(), off)) break;
+      auto h = decode_head(b.data());
+      if (!h || off + record_header + h->meta_len + h->payload_len > size) break;
+      const std::uint64_t payload_at = off + record_header + h->meta_len;
+      if (consumed.count(h->tuple_id)) {
+        still_relevant.push_back(h->tuple_id);
+      } else if (!segment_of_.count(h->tuple_id)) {
+        entry e{h->tuple_id, h->xxh3, n, payload_at, h->payload_len, std::string(h->meta_len, '\0'), nullptr};
+        read_at(fd, e.metadata.data(), h->meta_len, off + record_header);
+        segment_of_[h->tuple_id] = n;
+        ++live;
+        stats_.bytes += h->payload_len;
+        entries_.push_back(std::move(e));
+      }
+      off = payload_at + h->payload_len;
+    }
+    ::close(fd);
+    if (off < size) spdlog::warn("queue: segment {} has a torn tail of {} bytes (a crash mid-append); ignored", n, size - off);
+    if (live == 0) {
+      fs::remove(segment_path(n));
+    } else {
+      live_per_segment_[n] = live;
+      on_disk_.insert(n);
+    }
+    segment_ = std::max(segment_, n);
+  }
+  stats_.length = entries_.size();
+  // Rewrite the consumed log with only the ids whose records still exist.
+  const fs::path tmp = options_.dir / "consumed.log.tmp";
+  const int tfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (tfd < 0) return make_error(500, sys_error("cannot write " + tmp.string()));
+  std::sort(still_relevant.begin(), still_relevant.end());
+  still_relevant.erase(std::unique(still_relevant.begin(), still_relevant.end()), still_relevant.end());
+  const bool ok = write_all(tfd, still_relevant.data(), still_relevant.size() * 8) && ::fsync(tfd) == 0;
+  ::close(tfd);
+  if (!ok) return make_error(500, sys_error("cannot write " + tmp.string()));
+  fs::rename(tmp, consumed_path);
+  consumed_fd_ = ::open(consumed_path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (consumed_fd_ < 0) return make_error(500, sys_error("cannot open " + consumed_path.string()));
+  if (!entries_.empty())
+    spdlog::info("queue: resumed {} queued tuples ({} bytes) from {}", entries_.size(), stats_.bytes,
+                 options_.dir.string());
+  return open_segment(segment_ + 1);
+}
+
+result<void> overflow_queue::open_segment(std::uint32_t number) {
+  if (segment_fd_ >= 0) ::close(segment_fd_);
+  segment_fd_ = ::open(segment_path(number).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (segment_fd_ < 0) return make_error(500, sys_error("cannot create queue segment " + segment_path(number).string()));
+  segment_ = number;
+  segment_size_ = 0;
+  on_disk_.insert(number);
+  if (const int dfd = ::open(options_.dir.c_str(), O_RDONLY | O_CLOEXEC); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return {};
+}
+
+result<void> overflow_queue::append(std::uint64_t tuple_id, std::uint64_t xxh3, std::string_view metadata,
+                                    std::span<const std::byte> payload) {
+  std::lock_guard lock(mutex_);
+  if (segment_of_.count(tuple_id)) return {};
+  if (segment_size_ >= options_.segment_bytes) {
+    if (dirty_ && ::fdatasync(segment_fd_) != 0) return make_error(500, sys_error("queue fdatasync failed"));
+    dirty_ = false;
+    if (auto r = open_segment(segment_ + 1); !r) return r;
+  }
+  const auto head = encode_head({tuple_id, xxh3, static_cast<std::uint32_t>(metadata.size()), payload.size()});
+  if (!write_all(segment_fd_, head.data(), head.size()) || !write_all(segment_fd_, metadata.data(), metadata.size()) ||
+      !write_all(segment_fd_, payload.data(), payload.size()))
+    return make_error(500, sys_error("cannot append to the queue (disk full?)"));
+  entry e{tuple_id, xxh3, segment_, segment_size_ + record_header + metadata.size(), payload.size(),
+          std::string(metadata), nullptr};
+  if (stats_.memory_bytes + payload.size() <= options_.memory_bytes) {
+    e.cached = std::make_shared<const std::vector<std::byte>>(payload.begin(), payload.end());
+    stats_.memory_bytes += payload.size();
+  }
+  segment_size_ += record_header + metadata.size() + payload.size();
+  segment_of_[tuple_id] = segment_;
+  ++live_per_segment_[segment_];
+  entries_.push_back(std::move(e));
+  dirty_ = true;
+  ++stats_.length;
+  ++stats_.enqueued_total;
+  stats_.bytes += payload.size();
+  return {};
+}
+
+result<void> overflow_queue::sync() {
+  std::lock_guard lock(mutex_);
+  if (dirty_ && ::fdatasync(segment_fd_) != 0) return make_error(500, sys_error("queue fdatasync failed"));
+  dirty_ = false;
+  return {};
+}
+
+std::vector<queued_tuple> overflow_queue::take(std::size_t max_tuples, std::uint64_t max_bytes) {
+  std::lock_guard lock(mutex_);
+  std::vector<queued_tuple> out;
+  std::uint64_t bytes = 0;
+  for (auto it = entries_.begin(); it != entries_.end() && out.size() < max_tuples;) {
+    if (it->in_flight) {
+      ++it;
+      continue;
+    }
+    if (!out.empty() && bytes + it->length > max_bytes) break;
+    auto payload = it->cached;
+    if (!payload) {
+      auto buf = std::make_shared<std::vector<std::byte>>(it->length);
+      const int fd = ::open(segment_path(it->segment).c_str(), O_RDONLY | O_CLOEXEC);
+      const bool ok = fd >= 0 && read_at(fd, buf->data(), buf->size(), it->offset) && xxh3_64(*buf) == it->xxh3;
+      if (fd >= 0) ::close(fd);
+      if (!ok) {
+        spdlog::error("queue: tuple {} is unreadable or corrupt on disk; dropped and counted as corrupt",
+                      it->tuple_id);
+        ++stats_.corrupt_total;
+        const std::uint64_t id = it->tuple_id;
+        ::write(consumed_fd_, &id, sizeof id);
+        stats_.bytes -= it->length;
+        --stats_.length;
+        if (--live_per_segment_[it->segment] == 0) live_per_segment_.erase(it->segment);
+        segment_of_.erase(id);
+        it = entries_.erase(it);
+        continue;
+      }
+      payload = std::move(buf);
+    }
+    it->in_flight = true;
+    ++stats_.in_flight;
+    bytes += it->length;
+    out.push_back({it->tuple_id, it->xxh3, it->metadata, std::move(payload)});
+    ++it;
+  }
+  return out;
+}
+
+result<void> overflow_queue::complete(const std::vector<std::uint64_t>& tuple_ids) {
+  std::lock_guard lock(mutex_);
+  if (!write_all(consumed_fd_, tuple_ids.data(), tuple_ids.size() * sizeof(std::uint64_t)) ||
+      ::fdatasync(consumed_fd_) != 0)
+    return make_error(500, sys_error("cannot record consumed queue entries"));
+  std::unordered_set<std::uint64_t> done(tuple_ids.begin(), tuple_ids.end());
+  for (auto it = entries_.begin(); it != entries_.end() && !done.empty();) {
+    if (!done.erase(it->tuple_id)) {
+      ++it;
+      continue;
+    }
+    if (it->in_flight) --stats_.in_flight;
+    if (it->cached) stats_.memory_bytes -= it->length;
+    stats_.bytes -= it->length;
+    --stats_.length;
+    ++stats_.completed_total;
+    if (--live_per_segment_[it->segment] == 0) live_per_segment_.erase(it->segment);
+    segment_of_.erase(it->tuple_id);
+    it = entries_.erase(it);
+  }
+  release_segments();
+  return {};
+}
+
+void overflow_queue::release_segments() {
+  // Segments older than the one being written with nothing queued left in them.
+  std::error_code ec;
+  for (auto it = on_disk_.begin(); it != on_disk_.end();) {
+    if (*it == segment_ || live_per_segment_.count(*it)) {
+      ++it;
+      continue;
+    }
+    fs::remove(segment_path(*it), ec);
+    it = on_disk_.erase(it);
+  }
+}
+
+void overflow_queue::give_back(const std::vector<std::uint64_t>& tuple_ids) {
+  std::lock_guard lock(mutex_);
+  std::unordered_set<std::uint64_t> back(tuple_ids.begin(), tuple_ids.end());
+  for (auto& e : entries_)
+    if (e.in_flight && back.count(e.tuple_id)) {
+      e.in_flight = false;
+      --stats_.in_flight;
+    }
+}
+
+bool overflow_queue::empty() const {
+  std::lock_guard lock(mutex_);
+  return entries_.empty();
+}
+
+bool overflow_queue::has_available() const {
+  std::lock_guard lock(mutex_);
+  return stats_.in_flight < entries_.size();
+}
+
+bool overflow_queue::full() const {
+  std::lock_guard lock(mutex_);
+  return stats_.bytes >= options_.max_bytes;
+}
+
+queue_stats overflow_queue::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+}  // namespace hio::master

@@ -1,0 +1,117 @@
+#include <hio/master/channel_manager.hpp>
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+using namespace hio::master;
+using namespace std::chrono_literals;
+
+namespace {
+std::vector<channel_info> channels(std::uint32_t n) {
+  std::vector<channel_info> v;
+  for (std::uint32_t i = 0; i < n; ++i) v.push_back({i, static_cast<std::uint16_t>(40000 + i), static_cast<int>(i), "noop", "cpu", "tcp"});
+  return v;
+}
+channel_report report(std::uint32_t index, bool busy, std::uint64_t lease) {
+  channel_report r;
+  r.index = index;
+  r.busy = busy;
+  r.lease_id = lease;
+  return r;
+}
+const auto t0 = clock_type::time_point{} + 1000s;
+}  // namespace
+
+TEST_CASE("free channels are handed out once each, spread over workers") {
+  channel_manager cm({});
+  cm.register_worker("a", "h1", channels(2), t0);
+  cm.register_worker("b", "h2", channels(2), t0);
+  CHECK(cm.free_channels() == 4);
+  std::set<std::string> seen;
+  for (std::uint64_t lease = 1; lease <= 4; ++lease) {
+    auto c = cm.acquire(lease, t0);
+    REQUIRE(c.has_value());
+    seen.insert(c->worker + "/" + std::to_string(c->index));
+  }
+  CHECK(seen.size() == 4);
+  CHECK_FALSE(cm.acquire(5, t0).has_value());
+  CHECK(cm.free_channels() == 0);
+}
+
+TEST_CASE("the first two leases go to different workers") {
+  channel_manager cm({});
+  cm.register_worker("a", "h1", channels(2), t0);
+  cm.register_worker("b", "h2", channels(2), t0);
+  auto x = cm.acquire(1, t0), y = cm.acquire(2, t0);
+  REQUIRE((x && y));
+  CHECK(x->worker != y->worker);
+}
+
+TEST_CASE("releasing a channel makes it free again, but a stale release is ignored") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(1), t0);
+  auto c = cm.acquire(10, t0);
+  REQUIRE(c);
+  cm.release("a", 0, 9);  // an older session's late message
+  CHECK(cm.free_channels() == 0);
+  cm.release("a", 0, 10);
+  CHECK(cm.free_channels() == 1);
+}
+
+TEST_CASE("an unconfirmed lease is taken back after the lease timeout, a confirmed one is not") {
+  channel_manager cm({.lease_timeout = 10s, .worker_timeout = 1h});
+  cm.register_worker("a", "h", channels(2), t0);
+  REQUIRE(cm.acquire(1, t0));
+  REQUIRE(cm.acquire(2, t0));
+  cm.heartbeat("a", false, {report(0, true, 1), report(1, false, 0)}, t0 + 1s);
+  cm.expire(t0 + 5s);
+  CHECK(cm.free_channels() == 0);
+  cm.expire(t0 + 11s);
+  CHECK(cm.free_channels() == 1);  // channel 1 never saw lease 2
+  auto ws = cm.workers();
+  CHECK(ws[0].channels[0].state == channel_state::busy);
+}
+
+TEST_CASE("a heartbeat about an older session does not free a fresh lease") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(1), t0);
+  REQUIRE(cm.acquire(5, t0));
+  cm.heartbeat("a", false, {report(0, false, 4)}, t0 + 1s);  // sent before lease 5 started
+  CHECK(cm.free_channels() == 0);
+  cm.heartbeat("a", false, {report(0, false, 5)}, t0 + 2s);  // lease 5's session is over; its free was lost
+  CHECK(cm.free_channels() == 1);
+}
+
+TEST_CASE("a restarted master learns busy channels from heartbeats") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(2), t0);
+  cm.heartbeat("a", false, {report(0, true, 77), report(1, false, 3)}, t0);
+  CHECK(cm.free_channels() == 1);
+  auto c = cm.acquire(100, t0);
+  REQUIRE(c);
+  CHECK(c->index == 1);
+}
+
+TEST_CASE("a silent worker is removed with its channels and its counters are kept in the totals") {
+  channel_manager cm({.lease_timeout = 10s, .worker_timeout = 3s});
+  cm.register_worker("a", "h", channels(2), t0);
+  cm.register_worker("b", "h", channels(2), t0);
+  auto r = report(0, false, 0);
+  r.processed = 7;
+  cm.heartbeat("a", false, {r}, t0 + 1s);
+  cm.heartbeat("b", false, {}, t0 + 3s);
+  auto removed = cm.expire(t0 + 4500ms);
+  CHECK(removed == std::vector<std::string>{"a"});
+  CHECK(cm.worker_count() == 1);
+  CHECK(cm.total().processed == 7);
+  CHECK_FALSE(cm.heartbeat("a", false, {}, t0 + 5s));
+}
+
+TEST_CASE("a draining worker gets no new leases") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(2), t0);
+  cm.set_draining("a");
+  CHECK(cm.free_channels() == 0);
+  CHECK_FALSE(cm.acquire(1, t0).has_value());
+}

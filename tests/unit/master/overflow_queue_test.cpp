@@ -1,0 +1,162 @@
+#include <hio/common/hash.hpp>
+#include <hio/master/overflow_queue.hpp>
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <random>
+#include <unistd.h>
+
+using namespace hio;
+using namespace hio::master;
+namespace fs = std::filesystem;
+
+namespace {
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    static int n = 0;
+    path = fs::temp_directory_path() / ("hio-queue-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    fs::remove_all(path);
+  }
+  ~temp_dir() { fs::remove_all(path); }
+};
+
+std::vector<std::byte> bytes_of(std::uint64_t id, std::size_t n) {
+  std::vector<std::byte> v(n);
+  std::mt19937_64 rng(id);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+void put(overflow_queue& q, std::uint64_t id, std::size_t n) {
+  const auto b = bytes_of(id, n);
+  REQUIRE(q.append(id, xxh3_64(b), R"({"source":"s"})", b).has_value());
+}
+}  // namespace
+
+TEST_CASE("tuples come out in the order they went in, intact") {
+  temp_dir d;
+  auto q = overflow_queue::open({d.path}).value();
+  for (std::uint64_t id : {5, 3, 9, 1}) put(*q, id, 1000 + id);
+  REQUIRE(q->sync().has_value());
+  auto batch = q->take(10, 1 << 30);
+  REQUIRE(batch.size() == 4);
+  CHECK(batch[0].tuple_id == 5);
+  CHECK(batch[1].tuple_id == 3);
+  CHECK(batch[3].tuple_id == 1);
+  for (const auto& t : batch) CHECK(xxh3_64(*t.payload) == t.xxh3);
+  CHECK(batch[0].metadata == R"({"source":"s"})");
+}
+
+TEST_CASE("a full batch stops at the byte limit but always takes one tuple") {
+  temp_dir d;
+  auto q = overflow_queue::open({d.path}).value();
+  put(*q, 1, 5000);
+  put(*q, 2, 5000);
+  CHECK(q->take(10, 100).size() == 1);
+  CHECK(q->take(10, 100).size() == 1);
+  CHECK(q->take(10, 100).empty());
+}
+
+TEST_CASE("given-back tuples keep their place at the front; completed ones are gone") {
+  temp_dir d;
+  auto q = overflow_queue::open({d.path}).value();
+  for (std::uint64_t id = 1; id <= 4; ++id) put(*q, id, 100);
+  auto a = q->take(2, 1 << 30);
+  REQUIRE(a.size() == 2);
+  CHECK(q->has_available());
+  REQUIRE(q->complete({1}).has_value());
+  q->give_back({2});
+  auto b = q->take(10, 1 << 30);
+  REQUIRE(b.size() == 3);
+  CHECK(b[0].tuple_id == 2);
+  CHECK(q->stats().length == 3);
+}
+
+TEST_CASE("a restart resumes exactly the tuples not completed, from disk, beyond the memory bound") {
+  temp_dir d;
+  {
+    auto q = overflow_queue::open({d.path, /*memory_bytes=*/3000}).value();
+    for (std::uint64_t id = 1; id <= 10; ++id) put(*q, id, 1000);
+    REQUIRE(q->sync().has_value());
+    CHECK(q->stats().memory_bytes <= 3000);
+    auto t = q->take(3, 1 << 30);
+    REQUIRE(q->complete({t[0].tuple_id, t[1].tuple_id}).has_value());
+    // tuple 3 is in flight when the master dies
+  }
+  auto q = overflow_queue::open({d.path}).value();
+  CHECK(q->stats().length == 8);
+  auto all = q->take(100, 1 << 30);
+  REQUIRE(all.size() == 8);
+  CHECK(all.front().tuple_id == 3);
+  for (const auto& t : all) CHECK(xxh3_64(*t.payload) == xxh3_64(bytes_of(t.tuple_id, 1000)));
+}
+
+TEST_CASE("a torn record at the end of a segment (a crash mid-append) is ignored on restart") {
+  temp_dir d;
+  {
+    auto q = overflow_queue::open({d.path}).value();
+    put(*q, 1, 100);
+    put(*q, 2, 100);
+    REQUIRE(q->sync().has_value());
+  }
+  for (const auto& e : fs::directory_iterator(d.path))
+    if (e.path().extension() == ".qseg" && fs::file_size(e.path()) > 0) {
+      fs::resize_file(e.path(), fs::file_size(e.path()) - 10);
+    }
+  auto q = overflow_queue::open({d.path}).value();
+  CHECK(q->stats().length == 1);
+  put(*q, 3, 100);
+  REQUIRE(q->sync().has_value());
+  auto all = q->take(10, 1 << 30);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].tuple_id == 1);
+  CHECK(all[1].tuple_id == 3);
+}
+
+TEST_CASE("a tuple corrupted on disk is dropped and counted, not dispatched") {
+  temp_dir d;
+  {
+    auto q = overflow_queue::open({d.path, /*memory_bytes=*/0}).value();
+    put(*q, 1, 4000);
+    REQUIRE(q->sync().has_value());
+  }
+  for (const auto& e : fs::directory_iterator(d.path))
+    if (e.path().extension() == ".qseg" && fs::file_size(e.path()) > 0) {
+      std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(fs::file_size(e.path()) - 5));
+      f.put('\x55');
+    }
+  auto q = overflow_queue::open({d.path, 0}).value();
+  CHECK(q->take(10, 1 << 30).empty());
+  CHECK(q->stats().corrupt_total == 1);
+  CHECK(q->empty());
+}
+
+TEST_CASE("a retried tuple id that is already queued is not queued twice") {
+  temp_dir d;
+  auto q = overflow_queue::open({d.path}).value();
+  put(*q, 7, 10);
+  put(*q, 7, 10);
+  CHECK(q->stats().length == 1);
+}
+
+TEST_CASE("segments whose tuples are all completed are deleted") {
+  temp_dir d;
+  auto q = overflow_queue::open({d.path, 1 << 20, 1ull << 30, /*segment_bytes=*/2000}).value();
+  for (std::uint64_t id = 1; id <= 6; ++id) put(*q, id, 1000);
+  REQUIRE(q->sync().has_value());
+  auto count_segments = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(d.path)) n += e.path().extension() == ".qseg";
+    return n;
+  };
+  const int before = count_segments();
+  auto t = q->take(6, 1 << 30);
+  std::vector<std::uint64_t> ids;
+  for (auto& x : t) ids.push_back(x.tuple_id);
+  REQUIRE(q->complete(ids).has_value());
+  CHECK(count_segments() < before);
+  CHECK(count_segments() == 1);  // the segment being written stays
+}
