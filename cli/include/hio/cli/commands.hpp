@@ -1,0 +1,55 @@
+#pragma once
+// The `hio` command's subcommands. Each returns the process exit code.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hio::cli {
+
+struct up_options {
+  int workers = 2;                      // hio-worker processes
+  int channels = 0;                     // channels per worker (0: one per core)
+  std::string data_dir = "hio-data";    // master/, repository/ and logs/ live here
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;            // master REST port; the repository takes port + 1
+  std::string processor = "noop";       // the channels' processor
+  std::string secret;                   // cluster secret (generated when empty)
+  std::string log_level = "info";
+};
+int up(const up_options& o);
+
+struct status_options {
+  std::string master;   // URL
+  std::string format = "text";  // text | json
+};
+int status(const status_options& o);
+
+struct features_options {
+  std::string repository;       // URL
+  std::string format = "jsonl"; // jsonl | csv
+  std::uint64_t after = 0;      // start after this cursor
+  std::uint64_t limit = 0;      // 0: everything
+};
+int features(const features_options& o);
+
+struct stream_options {
+  std::string master;
+  std::string source;                  // source name (default hio-stream@host)
+  std::string token;                   // source token
+  std::vector<std::string> files;
+  std::uint32_t session_tuples = 64;
+  bool compress = false;
+  bool progress = true;
+};
+int stream(const stream_options& o);
+
+// Where a running cluster started by `hio up` can be found: $HIO_MASTER / $HIO_REPOSITORY, then
+// <data dir>/cluster.json, then the default ports on 127.0.0.1.
+std::string default_master_url(const std::string& data_dir = "hio-data");
+std::string default_repository_url(const std::string& data_dir = "hio-data");
+
+// "1.5 GB", "12 MB", "300 B": decimal units, three significant digits.
+std::string human_bytes(double bytes);
+
+}  // namespace hio::cli

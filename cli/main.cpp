@@ -1,0 +1,68 @@
+// hio: the umbrella command. `hio up`, `hio status`, `hio features`, `hio stream`.
+#include <hio/cli/commands.hpp>
+#include <hio/common/log.hpp>
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+  CLI::App app{"hio: stream large scientific tuples through per-core worker channels"};
+  app.require_subcommand(1);
+  std::string data_dir = "hio-data";
+  app.add_option("--data-dir", data_dir, "Cluster directory of `hio up` (used to find a running cluster)")
+      ->capture_default_str();
+
+  hio::cli::up_options up;
+  auto* up_cmd = app.add_subcommand("up", "Start repository, master and workers here; Ctrl-C stops them");
+  up_cmd->add_option("--workers", up.workers, "Worker processes")->capture_default_str();
+  up_cmd->add_option("--channels", up.channels, "Channels per worker (0: one per core)")->capture_default_str();
+  up_cmd->add_option("--port", up.port, "Master REST port (the repository uses the next one)")->capture_default_str();
+  up_cmd->add_option("--host", up.host, "Address to listen on")->capture_default_str();
+  up_cmd->add_option("--processor", up.processor, "noop, checksum, sleep:MS, busy:MS")->capture_default_str();
+  up_cmd->add_option("--secret", up.secret, "Cluster secret (default: $HIO_SECRET, else generated)");
+  up_cmd->add_option("--log-level", up.log_level, "Log level of the processes")->capture_default_str();
+
+  hio::cli::status_options st;
+  auto* st_cmd = app.add_subcommand("status", "Workers, channels, queue and counters of a running cluster");
+  st_cmd->add_option("--master", st.master, "Master URL (default: $HIO_MASTER, then the running `hio up`)");
+  st_cmd->add_option("--format", st.format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+
+  hio::cli::features_options fe;
+  auto* fe_cmd = app.add_subcommand("features", "Print the stored tuples and their features");
+  fe_cmd->add_option("--repository", fe.repository, "Repository URL (default: $HIO_REPOSITORY, then `hio up`'s)");
+  fe_cmd->add_option("--format", fe.format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
+  fe_cmd->add_option("--after", fe.after, "Only tuples stored after this cursor");
+  fe_cmd->add_option("--limit", fe.limit, "At most this many (0: all)");
+
+  hio::cli::stream_options sm;
+  auto* sm_cmd = app.add_subcommand("stream", "Send files as tuples; exits non-zero if any was not delivered");
+  sm_cmd->add_option("--master", sm.master, "Master URL (default: $HIO_MASTER, then the running `hio up`)");
+  sm_cmd->add_option("--source", sm.source, "Source name stored with each tuple");
+  sm_cmd->add_option("--token", sm.token, "Source token, if the master requires one (default: $HIO_SOURCE_TOKEN)")
+      ->envname("HIO_SOURCE_TOKEN");
+  sm_cmd->add_option("--session-tuples", sm.session_tuples, "Tuples per lease")->capture_default_str();
+  sm_cmd->add_flag("--compress", sm.compress, "zstd-compress payloads on the wire");
+  bool quiet = false;
+  sm_cmd->add_flag("--quiet,-q", quiet, "No progress bar");
+  sm_cmd->add_option("files", sm.files, "Files to send, one tuple each")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  hio::init_logging("hio", "warn");
+  if (*up_cmd) {
+    up.data_dir = data_dir;
+    return hio::cli::up(up);
+  }
+  if (*st_cmd) {
+    if (st.master.empty()) st.master = hio::cli::default_master_url(data_dir);
+    return hio::cli::status(st);
+  }
+  if (*fe_cmd) {
+    if (fe.repository.empty()) fe.repository = hio::cli::default_repository_url(data_dir);
+    return hio::cli::features(fe);
+  }
+  if (*sm_cmd) {
+    if (sm.master.empty()) sm.master = hio::cli::default_master_url(data_dir);
+    sm.progress = !quiet;
+    return hio::cli::stream(sm);
+  }
+  return 2;
+}

@@ -1,0 +1,108 @@
+// `hio status` and `hio features`: read a running cluster.
+#include <hio/cli/commands.hpp>
+#include <hio/common/http.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace hio::cli {
+
+using json = nlohmann::json;
+
+int status(const status_options& o) {
+  http::client c(o.master);
+  auto r = c.get("/v1/status");
+  if (!r) {
+    std::cerr << "hio status: " << r.error().message << "\n";
+    return 1;
+  }
+  if (r->status != 200) {
+    std::cerr << "hio status: the master answered " << r->status << ": " << r->body;
+    return 1;
+  }
+  if (o.format == "json") {
+    std::cout << r->body;
+    return 0;
+  }
+  const json s = json::parse(r->body);
+  const auto& q = s["queue"];
+  const auto& n = s["counters"];
+  std::printf("master %s   up %.0f s\n", o.master.c_str(), s.value("uptime_s", 0.0));
+  std::printf("workers %zu   channels %d free / %d total   queue %d tuples (%s)\n", s["workers"].size(),
+              s["channels"].value("free", 0), s["channels"].value("total", 0), q.value("length", 0),
+              human_bytes(q.value("bytes", 0.0)).c_str());
+  std::printf("tuples: leased %llu  queued %llu  processed %llu  failed %llu   %.1f tuples/s  %s/s\n",
+              n.value("tuples_leased", 0ull), n.value("queued", 0ull), n.value("processed", 0ull),
+              n.value("failed", 0ull), s["rates"].value("tuples_per_s", 0.0),
+              human_bytes(s["rates"].value("bytes_per_s", 0.0)).c_str());
+  for (const auto& w : s["workers"]) {
+    std::printf("\n  worker %-16s %s%s   %d free / %zu\n", w.value("id", "").c_str(), w.value("host", "").c_str(),
+                w.value("draining", false) ? "  (draining)" : "", w.value("free", 0), w["channels"].size());
+    std::printf("    %-3s %-6s %-5s %-12s %-7s %-5s %-7s %10s %8s %10s %8s\n", "ch", "port", "core", "processor",
+                "device", "net", "state", "processed", "failed", "bytes", "restarts");
+    for (const auto& ch : w["channels"])
+      std::printf("    %-3d %-6d %-5d %-12s %-7s %-5s %-7s %10llu %8llu %10s %8llu\n", ch.value("index", 0),
+                  ch.value("port", 0), ch.value("core", -1), ch.value("processor", "").c_str(),
+                  ch.value("device", "").c_str(), ch.value("transport", "").c_str(), ch.value("state", "").c_str(),
+                  ch.value("processed", 0ull), ch.value("failed", 0ull), human_bytes(ch.value("bytes", 0.0)).c_str(),
+                  ch.value("restarts", 0ull));
+  }
+  return 0;
+}
+
+int features(const features_options& o) {
+  http::client c(o.repository, {}, std::chrono::seconds(60));
+  std::uint64_t after = o.after, printed = 0;
+  bool header = false;
+  for (;;) {
+    const std::uint64_t page = o.limit ? std::min<std::uint64_t>(10000, o.limit - printed) : 10000;
+    if (page == 0) break;
+    auto r = c.get("/v1/features?after=" + std::to_string(after) + "&limit=" + std::to_string(page));
+    if (!r) {
+      std::cerr << "hio features: " << r.error().message << "\n";
+      return 1;
+    }
+    if (r->status != 200) {
+      std::cerr << "hio features: the repository answered " << r->status << ": " << r->body;
+      return 1;
+    }
+    std::size_t lines = 0;
+    std::size_t start = 0;
+    while (start < r->body.size()) {
+      auto end = r->body.find('\n', start);
+      if (end == std::string::npos) end = r->body.size();
+      const std::string_view line(r->body.data() + start, end - start);
+      start = end + 1;
+      if (line.empty()) continue;
+      ++lines;
+      const json j = json::parse(line);
+      after = j.value("cursor", after);
+      if (o.format == "csv") {
+        if (!header) {
+          std::cout << "id,source,size,xxh3,status";
+          for (auto& [k, v] : j["features"].items()) std::cout << "," << k;
+          std::cout << "\n";
+          header = true;
+        }
+        std::cout << j["id"] << "," << j.value("source", "") << "," << j["size"] << "," << j.value("xxh3", "") << ","
+                  << j.value("status", "");
+        for (auto& [k, v] : j["features"].items()) std::cout << "," << v.dump();
+        std::cout << "\n";
+      } else {
+        json out = {{"id", j["id"]}, {"source", j["source"]}, {"size", j["size"]}, {"xxh3", j["xxh3"]},
+                    {"status", j["status"]}, {"features", j["features"]}};
+        if (j.contains("error") && !j["error"].get<std::string>().empty()) out["error"] = j["error"];
+        if (j.contains("metadata") && !j["metadata"].is_null()) out["metadata"] = j["metadata"];
+        std::cout << out.dump() << "\n";
+      }
+    }
+    printed += lines;
+    if (lines < page) break;
+  }
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace hio::cli

@@ -1,0 +1,144 @@
+// `hio stream`: sends files as tuples, with a progress bar, and says which files did not arrive.
+#include <hio/cli/commands.hpp>
+#include <hio/connector/client.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+namespace hio::cli {
+
+namespace {
+
+// A file mapped read-only: sent straight from the page cache, no copy.
+struct mapped_file {
+  void* data = nullptr;
+  std::size_t size = 0;
+  ~mapped_file() {
+    if (data && size) ::munmap(data, size);
+  }
+};
+
+std::string hostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+}  // namespace
+
+int stream(const stream_options& o) {
+  connector::client_options co;
+  co.master_url = o.master;
+  co.source_name = o.source.empty() ? "hio-stream@" + hostname() : o.source;
+  co.source_token = o.token;
+  co.session_tuples = o.session_tuples;
+  co.compress = o.compress;
+  connector::client client(co);
+
+  const std::size_t n = o.files.size();
+  std::vector<std::string> problems(n);
+  std::mutex problems_mutex;
+  std::atomic<std::size_t> done{0}, ok{0};
+  std::atomic<std::uint64_t> bytes_done{0};
+  std::uint64_t bytes_total = 0;
+  std::vector<std::unique_ptr<mapped_file>> maps(n);
+  const auto start = std::chrono::steady_clock::now();
+  const bool tty = o.progress && ::isatty(2);
+
+  auto draw = [&](bool last) {
+    if (!o.progress) return;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::size_t d = done.load();
+    const int width = 30;
+    const int filled = n ? static_cast<int>(width * d / n) : width;
+    std::string bar(static_cast<std::size_t>(filled), '=');
+    if (filled < width) bar += '>' + std::string(static_cast<std::size_t>(width - filled - 1), ' ');
+    std::fprintf(stderr, "%s[%s] %zu/%zu files  %s  %s/s%s", tty ? "\r" : "", bar.c_str(), d, n,
+                 human_bytes(static_cast<double>(bytes_done.load())).c_str(),
+                 human_bytes(secs > 0 ? static_cast<double>(bytes_done.load()) / secs : 0).c_str(),
+                 tty && !last ? "" : "\n");
+  };
+  std::atomic<bool> finished{false};
+  std::thread painter([&] {
+    while (!finished) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 200 : 2000));
+      if (!finished) draw(false);
+    }
+  });
+
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string& path = o.files[i];
+    auto fail = [&](std::string why) {
+      std::lock_guard lock(problems_mutex);
+      problems[i] = std::move(why);
+      ++done;
+    };
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fail(std::string("cannot open: ") + std::strerror(errno));
+      continue;
+    }
+    struct stat st {};
+    ::fstat(fd, &st);
+    auto m = std::make_unique<mapped_file>();
+    m->size = static_cast<std::size_t>(st.st_size);
+    if (m->size > 0) {
+      m->data = ::mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (m->data == MAP_FAILED) {
+        m->data = nullptr;
+        ::close(fd);
+        fail(std::string("cannot map: ") + std::strerror(errno));
+        continue;
+      }
+    }
+    ::close(fd);
+    bytes_total += m->size;
+    const std::span<const std::byte> view(static_cast<const std::byte*>(m->data), m->size);
+    const std::string meta = nlohmann::json{{"file", path}}.dump();
+    maps[i] = std::move(m);
+    auto sent = client.async_send_view(view, meta, [&, i](result<connector::send_result> r) {
+      if (!r) {
+        std::lock_guard lock(problems_mutex);
+        problems[i] = r.error().message;
+      } else if (r->status == connector::send_status::failed) {
+        std::lock_guard lock(problems_mutex);
+        problems[i] = "processing failed: " + r->reason;
+      } else {
+        ++ok;
+      }
+      bytes_done += maps[i] ? maps[i]->size : 0;
+      ++done;
+    });
+    if (!sent) fail(sent.error().message);
+  }
+  auto flushed = client.flush();
+  finished = true;
+  painter.join();
+  draw(true);
+  maps.clear();
+
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!problems[i].empty()) {
+      if (bad++ == 0) std::cerr << "hio stream: these files were not delivered:\n";
+      std::cerr << "  " << o.files[i] << ": " << problems[i] << "\n";
+    }
+  if (!flushed) std::cerr << "hio stream: " << flushed.error().message << "\n";
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << "hio stream: " << ok.load() << " of " << n << " files delivered (" << human_bytes(static_cast<double>(bytes_total))
+            << " in " << secs << " s)\n";
+  return bad == 0 && flushed ? 0 : 1;
+}
+
+}  // namespace hio::cli

@@ -1,0 +1,263 @@
+// `hio up`: a local cluster of real processes (repository, master, workers) that stops cleanly on
+// Ctrl-C/SIGTERM and restarts any of them that dies.
+#include <hio/cli/commands.hpp>
+#include <hio/common/http.hpp>
+#include <hio/common/log.hpp>
+#include <hio/common/process.hpp>
+#include <hio/common/token.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+extern char** environ;
+
+namespace hio::cli {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct child {
+  std::string name;
+  std::vector<std::string> argv;
+  std::string log;
+  pid_t pid = -1;
+  int restarts = 0;
+};
+
+fs::path bin_dir() {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path(".") : self.parent_path();
+}
+
+bool spawn(child& c) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, c.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  std::vector<char*> args;
+  for (auto& a : c.argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  const int rc = posix_spawn(&c.pid, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    spdlog::error("cannot start {}: {}", c.argv[0], std::strerror(rc));
+    c.pid = -1;
+    return false;
+  }
+  return true;
+}
+
+std::string log_tail(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) {
+    lines.push_back(l);
+    if (lines.size() > 8) lines.erase(lines.begin());
+  }
+  std::string out;
+  for (auto& l : lines) out += "    " + l + "\n";
+  return out;
+}
+
+// Waits for a port file written by the child; empty on timeout or if the child exits first.
+std::string wait_port(child& c, const fs::path& port_file, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(port_file);
+    std::string port;
+    if (in >> port && !port.empty()) return port;
+    int status = 0;
+    if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      c.pid = -1;
+      return {};
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return {};
+}
+
+void stop_children(std::vector<child*> group, std::chrono::seconds grace) {
+  for (auto* c : group)
+    if (c->pid > 0) ::kill(c->pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (auto* c : group) {
+    while (c->pid > 0) {
+      int status = 0;
+      if (::waitpid(c->pid, &status, WNOHANG) == c->pid) {
+        c->pid = -1;
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        spdlog::warn("{} did not stop within {} s; killing it", c->name, grace.count());
+        ::kill(c->pid, SIGKILL);
+        ::waitpid(c->pid, &status, 0);
+        c->pid = -1;
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+}
+
+std::string describe_exit(int status) {
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+}  // namespace
+
+int up(const up_options& o) {
+  block_stop_signals();
+  const fs::path data = fs::absolute(o.data_dir);
+  const fs::path logs = data / "logs", run = data / "run";
+  fs::create_directories(logs);
+  fs::create_directories(run);
+  for (auto f : {"master.port", "repository.port"}) fs::remove(run / f);
+
+  std::string secret = o.secret;
+  if (secret.empty()) secret = env_or("HIO_SECRET");
+  if (secret.empty()) {
+    // Keep the cluster's secret across restarts of `hio up` (workers of a previous run may still drain).
+    std::ifstream in(data / "secret");
+    in >> secret;
+    if (secret.empty()) {
+      secret = random_secret();
+      std::ofstream out(data / "secret");
+      out << secret << "\n";
+      fs::permissions(data / "secret", fs::perms::owner_read | fs::perms::owner_write);
+    }
+  }
+  ::setenv("HIO_SECRET", secret.c_str(), 1);
+
+  const fs::path bin = bin_dir();
+  const std::string host = o.host;
+  child repo{"repository",
+             {(bin / "hio-repository").string(), "--data-dir", (data / "repository").string(), "--host", host,
+              "--port", std::to_string(o.port + 1), "--port-file", (run / "repository.port").string(),
+              "--log-level", o.log_level},
+             (logs / "repository.log").string()};
+  child master{"master",
+               {(bin / "hio-master").string(), "--data-dir", (data / "master").string(), "--host", host, "--port",
+                std::to_string(o.port), "--port-file", (run / "master.port").string(), "--log-level", o.log_level},
+               (logs / "master.log").string()};
+
+  if (!spawn(repo)) return 1;
+  const std::string repo_port = wait_port(repo, run / "repository.port", 30s);
+  if (repo_port.empty()) {
+    std::cerr << "hio up: the repository did not start; its log (" << repo.log << "):\n" << log_tail(repo.log);
+    stop_children({&repo}, 5s);
+    return 1;
+  }
+  if (!spawn(master)) return 1;
+  const std::string master_port = wait_port(master, run / "master.port", 30s);
+  if (master_port.empty()) {
+    std::cerr << "hio up: the master did not start; its log (" << master.log << "):\n" << log_tail(master.log);
+    stop_children({&master, &repo}, 5s);
+    return 1;
+  }
+  const std::string master_url = "http://" + host + ":" + master_port;
+  const std::string repo_url = "http://" + host + ":" + repo_port;
+
+  std::vector<child> workers(static_cast<std::size_t>(std::max(0, o.workers)));
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    auto& w = workers[i];
+    w.name = "w" + std::to_string(i + 1);
+    w.argv = {(bin / "hio-worker").string(), "--master", master_url, "--repository", repo_url, "--name", w.name,
+              "--host", host, "--channels", std::to_string(o.channels), "--processor", o.processor, "--log-level",
+              o.log_level};
+    w.log = (logs / (w.name + ".log")).string();
+    if (!spawn(w)) {
+      stop_children({&master, &repo}, 5s);
+      return 1;
+    }
+  }
+
+  // Wait until every worker has registered, so the cluster is usable when this prints.
+  http::client mc(master_url);
+  std::size_t channels = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (;;) {
+    auto r = mc.get("/v1/status");
+    if (r && r->status == 200) {
+      auto s = nlohmann::json::parse(r->body, nullptr, false);
+      if (!s.is_discarded() && s["workers"].size() >= workers.size()) {
+        channels = s["channels"].value("total", 0u);
+        break;
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cerr << "hio up: workers did not register within 30 s; see " << logs.string() << "\n";
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+
+  {
+    nlohmann::json cluster = {{"master", master_url}, {"repository", repo_url}, {"pid", ::getpid()},
+                              {"logs", logs.string()}};
+    std::ofstream out(data / "cluster.json");
+    out << cluster.dump(2) << "\n";
+  }
+  std::cout << "hio is up\n"
+            << "  master      " << master_url << "   (dashboard, /v1/status, /metrics)\n"
+            << "  repository  " << repo_url << "\n"
+            << "  workers     " << workers.size() << " with " << channels << " channels in all, processor "
+            << o.processor << "\n"
+            << "  logs        " << logs.string() << "\n"
+            << "Stream files with:  hio stream --master " << master_url << " FILE...\n"
+            << "Stop with Ctrl-C." << std::endl;
+
+  // Supervise until SIGINT/SIGTERM: a process that dies is logged and started again.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec tick{0, 200'000'000};
+  std::vector<child*> all{&repo, &master};
+  for (auto& w : workers) all.push_back(&w);
+  for (;;) {
+    const int sig = ::sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    for (auto* c : all) {
+      int status = 0;
+      if (c->pid > 0 && ::waitpid(c->pid, &status, WNOHANG) == c->pid) {
+        ++c->restarts;
+        std::cerr << "hio up: " << c->name << " " << describe_exit(status) << "; starting it again (restart "
+                  << c->restarts << ")" << std::endl;
+        spawn(*c);
+      }
+    }
+  }
+  std::cout << "hio up: stopping (workers drain first)" << std::endl;
+  std::vector<child*> ws;
+  for (auto& w : workers) ws.push_back(&w);
+  stop_children(ws, 60s);
+  stop_children({&master}, 15s);
+  stop_children({&repo}, 15s);
+  fs::remove(data / "cluster.json");
+  std::cout << "hio up: stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace hio::cli
