@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <limits>
 #include <sstream>
@@ -42,6 +43,7 @@ struct fixture {
   hio::http::handler handle;
 
   explicit fixture(std::string cluster_secret = secret) {
+    spdlog::set_level(spdlog::level::err);  // every refused request logs a warning; these are expected
     hio::repository::service_options options;
     options.data_dir = dir.path();
     options.secret = std::move(cluster_secret);

@@ -1,0 +1,48 @@
+#pragma once
+// The repository's REST interface: an http::handler over a store. Endpoints:
+//   POST /v1/records                body encode_records(batch) -> {"stored":n,"duplicates":m}
+//   GET  /v1/features?after=&limit=&format=jsonl|binary  records after a cursor, X-Hio-Next-Cursor
+//   GET  /v1/tuples/<id>            one record as JSON, or 404
+//   GET  /v1/counts                 store_counts as JSON
+//   GET  /healthz, GET /metrics     liveness, Prometheus text
+// Errors are {"error": "..."} with a 4xx/5xx status; each rejected request is logged on one line.
+
+#include <hio/common/http.hpp>
+#include <hio/common/record.hpp>
+#include <hio/repository/store.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace hio::repository {
+
+struct service_options {
+  std::filesystem::path data_dir = "./hio-data/repository";  // the store's directory
+  std::string host = "127.0.0.1";                            // address to listen on
+  std::uint16_t port = 0;                                    // 0: any free port
+  std::string secret;  // cluster secret; when set, POST /v1/records needs "Authorization: Bearer <secret>"
+  std::uint64_t segment_bytes = 256ull << 20;  // the store's segment rollover size
+};
+
+inline constexpr std::size_t default_page_records = 1000;  // GET /v1/features without limit=
+inline constexpr std::size_t max_page_records = 100000;    // larger limit= values are clamped to this
+
+store_options to_store_options(const service_options& options);
+
+// The handler shares ownership of the store and may be called from several threads at once.
+// It never throws: unexpected exceptions become a 500 response.
+http::handler make_handler(std::shared_ptr<store> s, service_options options);
+
+// A record as served by /v1/features?format=jsonl and /v1/tuples/<id>: metadata parsed as JSON (null
+// when empty or invalid), xxh3 as 16 hex digits, non-finite feature values as null.
+nlohmann::json record_to_json(const feature_record& r);
+
+// Prometheus text exposition (version 0.0.4) of the counts.
+std::string metrics_text(const store_counts& c);
+
+}  // namespace hio::repository

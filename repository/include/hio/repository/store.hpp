@@ -1,0 +1,74 @@
+#pragma once
+// The repository's durable store of feature records, keyed by tuple id. No HTTP here: service.hpp
+// puts REST in front of it.
+
+#include <hio/common/error.hpp>
+#include <hio/common/record.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace hio::repository {
+
+struct store_options {
+  std::filesystem::path data_dir = "./hio-data/repository";  // holds repository.db and segments/
+  std::uint64_t segment_bytes = 256ull << 20;  // a segment file rolls over before it grows past this
+};
+
+struct put_result {
+  std::uint64_t stored = 0;      // records new to the store, now durable
+  std::uint64_t duplicates = 0;  // records whose tuple id was already stored (or repeated in the batch)
+  friend bool operator==(const put_result&, const put_result&) = default;
+};
+
+struct store_counts {
+  std::uint64_t records = 0;     // rows in the store: stored + failed
+  std::uint64_t stored = 0;      // rows with status stored
+  std::uint64_t failed = 0;      // rows with status failed
+  std::uint64_t rows_read = 0;   // rows returned by since() since this process opened the store
+  std::uint64_t batches = 0;     // non-empty put() calls that succeeded, ever
+  std::uint64_t duplicates = 0;  // duplicate records refused by put(), ever
+};
+
+// A durable, idempotent store of feature_record. Row metadata lives in SQLite (WAL, synchronous=FULL);
+// each record's metadata text and features live as a checksummed blob in append-only segment files
+// (segments/NNNNNN.seg). put() writes the blobs, fdatasyncs the segment, then commits the rows, so
+// everything put() reported survives kill -9; bytes written before a crash and never committed are
+// ignored. Thread-safe: one mutex serialises all calls. The store owns its files until destroyed, and
+// one data_dir must be opened by one store (one process) at a time.
+class store {
+ public:
+  // Creates data_dir when missing. Error (code 500) when the directory, database or last segment
+  // cannot be opened or the database has a foreign schema.
+  static result<std::unique_ptr<store>> open(store_options options);
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // Stores each record whose tuple_id is new (the cursor field is ignored and assigned here); a known
+  // tuple_id, or one repeated within the batch, is counted as a duplicate and not overwritten.
+  // All-or-nothing: on error (code 500 for I/O or database failures, 400 for a record too large to
+  // encode) nothing of the batch is stored.
+  result<put_result> put(std::vector<feature_record> batch);
+
+  // Records with cursor > `after`, ascending by cursor, at most `limit`, each with its cursor set.
+  // Error (code 500) when the database or a segment cannot be read or a blob fails its checksum.
+  result<std::vector<feature_record>> since(std::uint64_t after, std::size_t limit);
+
+  // The record of `tuple_id` (cursor set), nullopt when absent; error as for since().
+  result<std::optional<feature_record>> get(std::uint64_t tuple_id);
+
+  store_counts counts() const;
+  const store_options& options() const noexcept;
+
+ private:
+  struct impl;
+  explicit store(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace hio::repository

@@ -1,0 +1,117 @@
+// hio-repository: stores the feature records workers drain and serves them over REST.
+
+#include <hio/common/http.hpp>
+#include <hio/common/log.hpp>
+#include <hio/repository/service.hpp>
+#include <hio/repository/store.hpp>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// Writes the port to a temporary file beside `path`, then renames it: readers see all or nothing.
+bool write_port_file(const std::filesystem::path& path, std::uint16_t port) {
+  auto tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << '\n';
+    if (!out.flush()) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hio-repository: stores the feature records workers extract and serves them over REST"};
+  hio::repository::service_options options;
+  std::string data_dir = options.data_dir.string();
+  std::string port_file;
+  std::string log_level = "info";
+  unsigned threads = 2;
+  app.add_option("--data-dir", data_dir, "Directory of the store")->capture_default_str();
+  app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", options.port, "Port to listen on (0: any free port)")->capture_default_str();
+  app.add_option("--port-file", port_file, "Once listening, write the bound port to this file");
+  app.add_option("--secret", options.secret, "Cluster secret required to POST records")->envname("HIO_SECRET");
+  app.add_option("--segment-bytes", options.segment_bytes, "Segment file rollover size")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
+  app.add_option("--threads", threads, "Threads serving requests")->capture_default_str()->check(CLI::Range(1u, 256u));
+  CLI11_PARSE(app, argc, argv);
+  options.data_dir = data_dir;
+
+  hio::init_logging("repository", log_level);
+
+  auto opened = hio::repository::store::open(hio::repository::to_store_options(options));
+  if (!opened) {
+    spdlog::error("cannot open the store: {}", opened.error().message);
+    return 1;
+  }
+  std::shared_ptr<hio::repository::store> store = std::move(*opened);
+  const auto records = store->counts().records;
+
+  try {
+    boost::asio::io_context io(static_cast<int>(threads));
+    hio::http::server_options server_options;
+    server_options.host = options.host;
+    server_options.port = options.port;
+    auto server = hio::http::server::start(io, server_options, hio::repository::make_handler(store, options));
+    if (!server) {
+      spdlog::error("cannot listen on {}:{}: {}", options.host, options.port, server.error().message);
+      return 1;
+    }
+    const auto port = (*server)->port();
+    if (!port_file.empty() && !write_port_file(port_file, port)) {
+      spdlog::error("cannot write the port file {}", port_file);
+      return 1;
+    }
+
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      spdlog::info("signal {}: stopping", signal);
+      (*server)->stop();
+      io.stop();
+    });
+
+    spdlog::info("listening on http://{}:{}, data in {}, {} records", options.host, port,
+                 std::filesystem::absolute(options.data_dir).string(), records);
+
+    std::atomic<int> status{0};
+    auto run = [&] {
+      try {
+        io.run();
+      } catch (const std::exception& e) {
+        spdlog::error("repository stopped: {}", e.what());
+        status = 1;
+        io.stop();
+      }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back(run);
+    run();
+    for (auto& t : pool) t.join();
+    if (status != 0) return status;
+  } catch (const std::exception& e) {
+    spdlog::error("repository stopped: {}", e.what());
+    return 1;
+  }
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,219 @@
+#include <hio/repository/service.hpp>
+
+#include <hio/common/hash.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cmath>
+#include <exception>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace hio::repository {
+namespace {
+
+using json = nlohmann::json;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// Compares without an early exit, so the time taken does not reveal how much of a guess was right.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (b.empty() ? 0 : b[i % b.size()]));
+  }
+  return diff == 0;
+}
+
+http::response method_not_allowed(const http::request& req, std::string_view allowed) {
+  auto res = http::error_response(405, req.method + " is not allowed on " + req.path + "; use " +
+                                           std::string(allowed));
+  res.headers.emplace_back("Allow", std::string(allowed));
+  return res;
+}
+
+class service {
+ public:
+  service(std::shared_ptr<store> s, service_options options) : store_(std::move(s)), options_(std::move(options)) {}
+
+  http::response handle(const http::request& req) const {
+    const auto& p = req.path;
+    if (p == "/v1/records") return req.method == "POST" ? post_records(req) : method_not_allowed(req, "POST");
+    if (req.method != "GET" && (p == "/v1/features" || p == "/v1/counts" || p == "/healthz" ||
+                                p == "/metrics" || p.starts_with("/v1/tuples/"))) {
+      return method_not_allowed(req, "GET");
+    }
+    if (p == "/v1/features") return get_features(req);
+    if (p.starts_with("/v1/tuples/")) return get_tuple(p.substr(std::string_view("/v1/tuples/").size()));
+    if (p == "/v1/counts") return get_counts();
+    if (p == "/healthz") return http::json_response(R"({"ok":true})");
+    if (p == "/metrics") {
+      http::response res;
+      res.content_type = "text/plain; version=0.0.4";
+      res.body = metrics_text(store_->counts());
+      return res;
+    }
+    return http::error_response(404, "no such endpoint: " + p);
+  }
+
+ private:
+  http::response post_records(const http::request& req) const {
+    if (!options_.secret.empty() && !same_secret(req.bearer(), options_.secret)) {
+      return http::error_response(401, "POST /v1/records needs 'Authorization: Bearer <cluster secret>'");
+    }
+    auto batch = decode_records(req.body);
+    if (!batch) return http::error_response(400, "body is not a record batch: " + batch.error().message);
+    auto stored = store_->put(std::move(*batch));
+    if (!stored) return http::error_response(stored.error().code == 400 ? 400 : 500, stored.error().message);
+    return http::json_response(dump(json{{"stored", stored->stored}, {"duplicates", stored->duplicates}}));
+  }
+
+  http::response get_features(const http::request& req) const {
+    std::uint64_t after = 0;
+    std::size_t limit = default_page_records;
+    std::string format = "jsonl";
+    if (auto it = req.query.find("after"); it != req.query.end()) {
+      auto v = parse_u64(it->second);
+      if (!v) return http::error_response(400, "after must be a cursor (an unsigned integer), not '" + it->second + "'");
+      after = *v;
+    }
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      auto v = parse_u64(it->second);
+      if (!v || *v == 0) {
+        return http::error_response(400, "limit must be an integer from 1 to " + std::to_string(max_page_records) +
+                                             ", not '" + it->second + "'");
+      }
+      limit = static_cast<std::size_t>(std::min<std::uint64_t>(*v, max_page_records));
+    }
+    if (auto it = req.query.find("format"); it != req.query.end()) format = it->second;
+    if (format != "jsonl" && format != "binary") {
+      return http::error_response(400, "format must be jsonl or binary, not '" + format + "'");
+    }
+
+    auto records = store_->since(after, limit);
+    if (!records) return http::error_response(500, records.error().message);
+    const auto next = records->empty() ? after : records->back().cursor;
+
+    http::response res;
+    if (format == "binary") {
+      res.content_type = "application/octet-stream";
+      res.body = encode_records(*records);
+    } else {
+      res.content_type = "application/x-ndjson";
+      for (const auto& r : *records) {
+        res.body += dump(record_to_json(r));
+        res.body += '\n';
+      }
+    }
+    res.headers.emplace_back("X-Hio-Next-Cursor", std::to_string(next));
+    return res;
+  }
+
+  http::response get_tuple(std::string_view id_text) const {
+    auto id = parse_u64(id_text);
+    if (!id) return http::error_response(400, "tuple id must be an unsigned integer, not '" + std::string(id_text) + "'");
+    auto r = store_->get(*id);
+    if (!r) return http::error_response(500, r.error().message);
+    if (!*r) return http::error_response(404, "no record of tuple " + std::to_string(*id));
+    return http::json_response(dump(record_to_json(**r)));
+  }
+
+  http::response get_counts() const {
+    const auto c = store_->counts();
+    return http::json_response(dump(json{{"records", c.records},
+                                         {"stored", c.stored},
+                                         {"failed", c.failed},
+                                         {"rows_read", c.rows_read},
+                                         {"batches", c.batches},
+                                         {"duplicates", c.duplicates}}));
+  }
+
+  std::shared_ptr<store> store_;
+  service_options options_;
+};
+
+}  // namespace
+
+store_options to_store_options(const service_options& options) {
+  return store_options{options.data_dir, options.segment_bytes};
+}
+
+http::handler make_handler(std::shared_ptr<store> s, service_options options) {
+  auto svc = std::make_shared<const service>(std::move(s), std::move(options));
+  return [svc](const http::request& req) -> http::response {
+    http::response res;
+    try {
+      res = svc->handle(req);
+    } catch (const std::exception& e) {
+      res = http::error_response(500, std::string("internal error: ") + e.what());
+    }
+    if (res.status >= 400) {
+      std::string_view body = res.body;
+      while (!body.empty() && body.back() == '\n') body.remove_suffix(1);
+      spdlog::warn("rejected {} {} from {}: {} {}", req.method, req.target.substr(0, 200), req.remote, res.status,
+                   body.substr(0, 300));
+    }
+    return res;
+  };
+}
+
+json record_to_json(const feature_record& r) {
+  json metadata = nullptr;
+  if (!r.metadata.empty()) {
+    metadata = json::parse(r.metadata, nullptr, false);
+    if (metadata.is_discarded()) metadata = nullptr;
+  }
+  json features = json::object();
+  for (const auto& f : r.features) {
+    features[f.name] = std::isfinite(f.value) ? json(f.value) : json(nullptr);
+  }
+  return json{{"cursor", r.cursor},
+              {"id", r.tuple_id},
+              {"source", r.source},
+              {"size", r.size},
+              {"xxh3", to_hex16(r.xxh3)},
+              {"status", std::string(to_string(r.status))},
+              {"error", r.error},
+              {"worker", r.worker},
+              {"channel", r.channel},
+              {"processed_at_ms", r.processed_at_ms},
+              {"metadata", std::move(metadata)},
+              {"features", std::move(features)}};
+}
+
+std::string metrics_text(const store_counts& c) {
+  std::string out;
+  auto metric = [&out](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
+    out += "# HELP hio_repository_";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE hio_repository_";
+    out += name;
+    out += ' ';
+    out += type;
+    out += "\nhio_repository_";
+    out += name;
+    out += ' ';
+    out += std::to_string(v);
+    out += '\n';
+  };
+  metric("records", "gauge", "Records in the repository (stored and failed).", c.records);
+  metric("stored", "gauge", "Records of tuples processed successfully.", c.stored);
+  metric("failed", "gauge", "Records of tuples whose processing failed.", c.failed);
+  metric("rows_read", "counter", "Rows returned by /v1/features since the process started.", c.rows_read);
+  metric("batches_total", "counter", "Record batches accepted.", c.batches);
+  metric("duplicates_total", "counter", "Records refused because their tuple was already stored.", c.duplicates);
+  return out;
+}
+
+}  // namespace hio::repository
