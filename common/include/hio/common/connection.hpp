@@ -22,7 +22,8 @@ struct answer {
 
 class connection {
  public:
-  // Connects with TCP_NODELAY and large socket buffers. Error (code 0) when the peer cannot be reached.
+  // Connects with TCP_NODELAY (socket buffers stay auto-tuned). Error (code 0) when the peer cannot be
+  // reached. shutdown_write() may be called from the reader thread while a writer sends.
   static result<connection> open(const std::string& host, std::uint16_t port,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
   connection() = default;

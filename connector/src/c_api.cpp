@@ -1,0 +1,252 @@
+// The C ABI (hio_connector.h) over hio::connector::client. Every entry point catches everything: no C++
+// exception crosses into C, Fortran or Python.
+
+#include <hio_connector.h>
+
+#include <hio/connector/client.hpp>
+
+#include <charconv>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using hio::connector::client;
+using hio::connector::client_options;
+using hio::connector::errc;
+using hio::connector::send_result;
+using hio::connector::send_status;
+
+// Options are collected until the first send, which creates the client.
+struct hio_client {
+  std::mutex mu;
+  client_options options;
+  std::unique_ptr<client> impl;
+
+  std::mutex counts_mu;
+  hio_flush_counts counts{};
+  std::optional<hio::error> first_error;  // of an asynchronous tuple since the last flush
+
+  // The client goes first: its threads run callbacks that use the counts.
+  ~hio_client() { impl.reset(); }
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+int set_error(int code, std::string message) {
+  last_error = std::move(message);
+  return code;
+}
+
+int set_error(const hio::error& e) {
+  const int code = e.code > 0 ? e.code : HIO_ERR_INTERNAL;
+  return set_error(code, e.message);
+}
+
+void fill(hio_send_result* out, const send_result& r) {
+  if (!out) return;
+  out->tuple_id = r.tuple_id;
+  out->status = r.status == send_status::stored   ? HIO_STATUS_STORED
+                : r.status == send_status::failed ? HIO_STATUS_FAILED
+                                                  : HIO_STATUS_QUEUED;
+  out->attempts = r.attempts;
+  const std::size_t n = std::min(r.reason.size(), sizeof(out->reason) - 1);
+  std::memcpy(out->reason, r.reason.data(), n);
+  out->reason[n] = '\0';
+}
+
+void clear(hio_send_result* out) {
+  if (!out) return;
+  *out = hio_send_result{};
+}
+
+bool parse_u64(std::string_view text, std::uint64_t& v) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc{} && ptr == text.data() + text.size() && !text.empty();
+}
+
+// The client, created on first use. nullptr (and last_error set) when that fails.
+client* get(hio_client* c) {
+  std::lock_guard lk(c->mu);
+  if (!c->impl) c->impl = std::make_unique<client>(c->options);
+  return c->impl.get();
+}
+
+std::string_view metadata_of(const char* metadata_json) {
+  return metadata_json ? std::string_view(metadata_json) : std::string_view();
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* hio_last_error(void) { return last_error.c_str(); }
+
+const char* hio_version(void) { return "0.1.0"; }
+
+hio_client* hio_client_new(const char* master_url, const char* source_name) {
+  try {
+    if (!master_url || !*master_url) {
+      set_error(HIO_ERR_INVALID_ARGUMENT, "hio_client_new: master_url is empty");
+      return nullptr;
+    }
+    auto c = std::make_unique<hio_client>();
+    c->options.master_url = master_url;
+    if (source_name && *source_name) c->options.source_name = source_name;
+    return c.release();
+  } catch (const std::exception& e) {
+    set_error(HIO_ERR_INTERNAL, std::string("hio_client_new: ") + e.what());
+    return nullptr;
+  }
+}
+
+int hio_client_set_option(hio_client* c, const char* name, const char* value) {
+  try {
+    if (!c || !name || !value) return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_client_set_option: NULL argument");
+    std::lock_guard lk(c->mu);
+    if (c->impl)
+      return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_client_set_option: options must be set before the first send");
+    const std::string_view n(name), v(value);
+    auto& o = c->options;
+    std::uint64_t x = 0;
+    const bool number = parse_u64(v, x);
+    auto bad = [&] {
+      return set_error(HIO_ERR_INVALID_ARGUMENT,
+                       "hio_client_set_option: bad value '" + std::string(v) + "' for " + std::string(n));
+    };
+    if (n == "token") {
+      o.source_token = v;
+    } else if (n == "session_tuples") {
+      if (!number || x == 0 || x > 1'000'000) return bad();
+      o.session_tuples = static_cast<std::uint32_t>(x);
+    } else if (n == "session_idle_ms") {
+      if (!number || x > 3'600'000) return bad();
+      o.session_idle = std::chrono::milliseconds(x);
+    } else if (n == "max_bytes_in_flight") {
+      if (!number || x == 0) return bad();
+      o.max_bytes_in_flight = x;
+    } else if (n == "max_attempts") {
+      if (!number || x == 0 || x > 1000) return bad();
+      o.max_attempts = static_cast<std::uint32_t>(x);
+    } else if (n == "lease_timeout_ms") {
+      if (!number || x > 86'400'000) return bad();
+      o.lease_timeout = std::chrono::milliseconds(x);
+    } else if (n == "ack_timeout_ms") {
+      if (!number || x == 0 || x > 86'400'000) return bad();
+      o.ack_timeout = std::chrono::milliseconds(x);
+    } else if (n == "close_timeout_ms") {
+      if (!number || x > 86'400'000) return bad();
+      o.close_timeout = std::chrono::milliseconds(x);
+    } else if (n == "compress") {
+      if (v == "1" || v == "true") o.compress = true;
+      else if (v == "0" || v == "false") o.compress = false;
+      else return bad();
+    } else {
+      return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_client_set_option: unknown option '" + std::string(n) + "'");
+    }
+    return HIO_OK;
+  } catch (const std::exception& e) {
+    return set_error(HIO_ERR_INTERNAL, std::string("hio_client_set_option: ") + e.what());
+  }
+}
+
+int hio_send(hio_client* c, const void* data, size_t len, const char* metadata_json, hio_send_result* out) {
+  try {
+    clear(out);
+    if (!c || (!data && len > 0)) return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_send: NULL client or data");
+    client* impl = get(c);
+    auto r = impl->send(std::span<const std::byte>(static_cast<const std::byte*>(data), len), metadata_of(metadata_json));
+    if (!r) return set_error(r.error());
+    fill(out, *r);
+    return HIO_OK;
+  } catch (const std::exception& e) {
+    return set_error(HIO_ERR_INTERNAL, std::string("hio_send: ") + e.what());
+  }
+}
+
+int hio_send_async(hio_client* c, const void* data, size_t len, const char* metadata_json, int flags,
+                   hio_send_callback callback, void* user_data) {
+  try {
+    if (!c || (!data && len > 0))
+      return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_send_async: NULL client or data");
+    client* impl = get(c);
+    std::span<const std::byte> view(static_cast<const std::byte*>(data), len);
+    std::shared_ptr<std::vector<std::byte>> copy;
+    if (flags & HIO_SEND_COPY) {
+      copy = std::make_shared<std::vector<std::byte>>(view.begin(), view.end());
+      view = std::span<const std::byte>(*copy);
+    }
+    auto done = [c, callback, user_data, copy](hio::result<send_result> r) {
+      {
+        std::lock_guard lk(c->counts_mu);
+        if (!r) {
+          ++c->counts.errors;
+          if (!c->first_error) c->first_error = r.error();
+        } else if (r->status == send_status::stored) {
+          ++c->counts.stored;
+        } else if (r->status == send_status::failed) {
+          ++c->counts.failed;
+        } else {
+          ++c->counts.queued;
+        }
+      }
+      if (!callback) return;
+      hio_send_result out{};
+      if (r) {
+        fill(&out, *r);
+        callback(user_data, HIO_OK, &out, "");
+      } else {
+        const int code = r.error().code > 0 ? r.error().code : HIO_ERR_INTERNAL;
+        callback(user_data, code, &out, r.error().message.c_str());
+      }
+    };
+    auto r = impl->async_send_view(view, metadata_of(metadata_json), std::move(done));
+    if (!r) return set_error(r.error());
+    return HIO_OK;
+  } catch (const std::exception& e) {
+    return set_error(HIO_ERR_INTERNAL, std::string("hio_send_async: ") + e.what());
+  }
+}
+
+int hio_flush(hio_client* c, int64_t timeout_ms, hio_flush_counts* counts) {
+  try {
+    if (counts) *counts = hio_flush_counts{};
+    if (!c) return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_flush: NULL client");
+    client* impl = nullptr;
+    {
+      std::lock_guard lk(c->mu);
+      impl = c->impl.get();
+    }
+    if (impl) {
+      auto r = impl->flush(std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 600000));
+      if (!r) return set_error(r.error());
+    }
+    std::optional<hio::error> first;
+    {
+      std::lock_guard lk(c->counts_mu);
+      if (counts) *counts = c->counts;
+      c->counts = hio_flush_counts{};
+      first.swap(c->first_error);
+    }
+    if (first) return set_error(*first);
+    return HIO_OK;
+  } catch (const std::exception& e) {
+    return set_error(HIO_ERR_INTERNAL, std::string("hio_flush: ") + e.what());
+  }
+}
+
+void hio_client_free(hio_client* c) {
+  try {
+    delete c;  // ~client waits for tuples in flight (close_timeout), then joins its threads
+  } catch (...) {
+    // A destructor does not throw; nothing can be reported here.
+  }
+}
+
+}  // extern "C"

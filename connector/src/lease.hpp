@@ -1,0 +1,66 @@
+#pragma once
+// Leases from the master's REST API (POST /v1/streams): request bodies, parsing the answer, and the retry
+// policy (503 / unreachable master: back off and ask again until a deadline; 4xx: fail with the master's
+// message). Internal to the connector.
+
+#include <hio/common/error.hpp>
+#include <hio/common/http.hpp>
+#include <hio/common/token.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hio::connector::detail {
+
+struct lease {
+  bool queue = false;              // kind "queue": the master's overflow queue, else a worker channel
+  std::string host;
+  std::uint16_t port = 0;
+  std::string worker;
+  std::uint32_t channel = 0;
+  std::uint64_t lease_id = 0;
+  std::uint64_t first_id = 0;
+  std::uint32_t count = 0;
+  std::uint32_t expires_at = 0;
+  lease_token token{};
+};
+
+std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint);
+std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count);
+
+// Parses a 200 answer. errc::bad_lease when a field is missing or the token does not decode.
+result<lease> parse_lease(std::string_view body);
+
+// 50 ms doubling per step, at most 2 s.
+std::chrono::milliseconds backoff_delay(std::uint32_t step);
+
+// The Retry-After header (seconds) of a response, if present and sane.
+std::optional<std::chrono::milliseconds> retry_after(const http::response& r);
+
+// The message of a {"error": ...} body, or the body itself when it is not such JSON.
+std::string error_message(std::string_view body);
+
+// Asks one master for leases. Used by one thread at a time (it owns a keep-alive http::client).
+class lease_requester {
+ public:
+  // `sleep(d)` waits d and returns false when the caller is shutting down (the request then fails with
+  // errc::closed).
+  using sleeper = std::function<bool(std::chrono::milliseconds)>;
+  lease_requester(std::string master_url, std::string bearer, sleeper sleep);
+
+  // Posts `body` until the master grants a lease or `timeout` passes. Errors: errc::lease_refused (4xx),
+  // errc::lease_timeout, errc::bad_lease, errc::closed.
+  result<lease> request(std::string_view body, std::chrono::milliseconds timeout);
+
+ private:
+  std::string master_url_;
+  std::string bearer_;
+  sleeper sleep_;
+  std::optional<http::client> http_;
+};
+
+}  // namespace hio::connector::detail

@@ -1,0 +1,147 @@
+#include "fake_master.hpp"
+
+#include <hio_connector.h>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+
+struct callback_tally {
+  std::atomic<int> ok{0};
+  std::atomic<int> errors{0};
+  std::atomic<std::uint64_t> id_sum{0};
+};
+
+void on_done(void* user, int code, const hio_send_result* r, const char*) {
+  auto* t = static_cast<callback_tally*>(user);
+  if (code == HIO_OK && r->status == HIO_STATUS_STORED) {
+    ++t->ok;
+    t->id_sum += r->tuple_id;
+  } else {
+    ++t->errors;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the C ABI sends synchronously and asynchronously and counts results in flush") {
+  hio::test::fake_master m;
+  hio_client* c = hio_client_new(m.url().c_str(), "c-source");
+  REQUIRE(c != nullptr);
+  CHECK(hio_client_set_option(c, "session_tuples", "8") == HIO_OK);
+  CHECK(hio_client_set_option(c, "max_attempts", "4") == HIO_OK);
+  CHECK(hio_client_set_option(c, "bogus", "1") == HIO_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(hio_last_error()).find("unknown option 'bogus'") != std::string::npos);
+  CHECK(hio_client_set_option(c, "max_attempts", "-3") == HIO_ERR_INVALID_ARGUMENT);
+
+  const char data[] = "hello from C";
+  hio_send_result r;
+  REQUIRE(hio_send(c, data, sizeof data - 1, "{\"step\": 1}", &r) == HIO_OK);
+  CHECK(r.status == HIO_STATUS_STORED);
+  CHECK(r.tuple_id == 1000);
+  CHECK(r.attempts == 1);
+  CHECK(r.reason[0] == '\0');
+  CHECK(hio_client_set_option(c, "session_tuples", "16") == HIO_ERR_INVALID_ARGUMENT);
+
+  callback_tally tally;
+  std::vector<std::string> buffers;
+  for (int i = 0; i < 20; ++i) buffers.push_back("async tuple " + std::to_string(i));
+  for (int i = 0; i < 20; ++i) {
+    const int flags = i % 2 ? HIO_SEND_COPY : 0;
+    REQUIRE(hio_send_async(c, buffers[i].data(), buffers[i].size(), nullptr, flags, on_done, &tally) == HIO_OK);
+  }
+  REQUIRE(hio_send_async(c, "no callback", 11, nullptr, HIO_SEND_COPY, nullptr, nullptr) == HIO_OK);
+  hio_flush_counts counts;
+  REQUIRE(hio_flush(c, 10000, &counts) == HIO_OK);
+  CHECK(counts.stored == 21);
+  CHECK(counts.errors == 0);
+  CHECK(tally.ok == 20);
+  CHECK(tally.errors == 0);
+  REQUIRE(hio_flush(c, 10000, &counts) == HIO_OK);
+  CHECK(counts.stored == 0);
+
+  CHECK(hio_send(c, data, 3, "[not an object]", &r) == HIO_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(hio_last_error()).find("JSON object") != std::string::npos);
+  CHECK(hio_send(nullptr, data, 3, nullptr, nullptr) == HIO_ERR_INVALID_ARGUMENT);
+  hio_client_free(c);
+  hio_client_free(nullptr);
+
+  std::lock_guard lk(m.handler.mu);
+  CHECK(m.handler.durable.size() == 22);
+  CHECK(nlohmann::json::parse(m.handler.durable[1000].metadata)["source"] == "c-source");
+}
+
+TEST_CASE("the C ABI reports a refused lease with its code and the master's message") {
+  hio::test::fake_master m;
+  {
+    std::lock_guard lk(m.mu);
+    m.required_token = "t0ken";
+  }
+  hio_client* c = hio_client_new(m.url().c_str(), "c-source");
+  REQUIRE(c != nullptr);
+  hio_send_result r;
+  CHECK(hio_send(c, "x", 1, nullptr, &r) == HIO_ERR_LEASE_REFUSED);
+  CHECK(std::string(hio_last_error()).find("bad source token") != std::string::npos);
+  hio_client_free(c);
+
+  c = hio_client_new(m.url().c_str(), "c-source");
+  REQUIRE(hio_client_set_option(c, "token", "t0ken") == HIO_OK);
+  CHECK(hio_send(c, "x", 1, nullptr, &r) == HIO_OK);
+  // Asynchronous errors are reported by the next flush.
+  hio_client_free(c);
+
+  CHECK(hio_client_new(nullptr, "x") == nullptr);
+  CHECK(std::string(hio_last_error()).find("master_url") != std::string::npos);
+}
+
+TEST_CASE("asynchronous errors are counted and returned by hio_flush") {
+  hio::test::fake_master m;
+  {
+    std::lock_guard lk(m.mu);
+    m.required_token = "needed";
+  }
+  hio_client* c = hio_client_new(m.url().c_str(), "c-source");
+  REQUIRE(c != nullptr);
+  for (int i = 0; i < 3; ++i) REQUIRE(hio_send_async(c, "abc", 3, nullptr, HIO_SEND_COPY, nullptr, nullptr) == HIO_OK);
+  hio_flush_counts counts;
+  CHECK(hio_flush(c, 10000, &counts) == HIO_ERR_LEASE_REFUSED);
+  CHECK(counts.errors == 3);
+  CHECK(std::string(hio_last_error()).find("401") != std::string::npos);
+  CHECK(hio_flush(c, 10000, &counts) == HIO_OK);
+  hio_client_free(c);
+}
+
+#if defined(HIO_CONNECTOR_LIB) && defined(HIO_CONNECTOR_PYTHON_DIR) && defined(HIO_CONNECTOR_TEST_DIR)
+TEST_CASE("the Python package sends bytes and NumPy arrays through libhio_connector.so") {
+  const std::filesystem::path python = "/usr/bin/python3";
+  const std::filesystem::path script = std::string(HIO_CONNECTOR_TEST_DIR) + "/python_connector_test.py";
+  if (!std::filesystem::exists(python) || !std::filesystem::exists(HIO_CONNECTOR_LIB)) {
+    MESSAGE("skipped: /usr/bin/python3 or " HIO_CONNECTOR_LIB " is missing");
+    return;
+  }
+  hio::test::fake_master m;
+  const std::string command = "HIO_TEST_MASTER='" + m.url() + "' HIO_CONNECTOR_LIB='" HIO_CONNECTOR_LIB
+                              "' PYTHONPATH='" HIO_CONNECTOR_PYTHON_DIR "' timeout 120 " +
+                              python.string() + " '" + script.string() + "'";
+  const int status = std::system(command.c_str());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::lock_guard lk(m.handler.mu);
+  int npy = 0;
+  for (auto& [id, t] : m.handler.durable) {
+    CHECK(t.stored == 1);
+    if (t.head.rfind("\x93NUMPY", 0) == 0) ++npy;
+    CHECK(nlohmann::json::parse(t.metadata)["source"] == "python-test");
+  }
+  CHECK(m.handler.durable.size() >= 10);
+  CHECK(npy >= 1);
+}
+#endif

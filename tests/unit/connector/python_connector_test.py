@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""The Python connector against a test double of the master.
+
+Run by hio-connector-tests ("the Python package sends bytes and NumPy arrays ..."), which starts the test
+double and sets HIO_TEST_MASTER, HIO_CONNECTOR_LIB and PYTHONPATH. Exits non-zero on the first failure;
+without HIO_TEST_MASTER it says so and exits 0.
+"""
+
+import io
+import os
+import sys
+import traceback
+
+import numpy as np
+
+import hio
+
+
+def check(condition, what):
+    if not condition:
+        raise AssertionError(what)
+
+
+def test_send_of_bytes_like_objects(url):
+    with hio.Client(url, source="python-test") as c:
+        r = c.send(b"hello from python", metadata={"step": 1})
+        check(r.status == "stored", f"bytes: {r}")
+        check(r.attempts == 1, f"attempts: {r}")
+        first = r.tuple_id
+        r = c.send(bytearray(b"x" * 5000))
+        check(r.status == "stored" and r.tuple_id > first, f"bytearray: {r}")
+        r = c.send(memoryview(b"0123456789")[2:8])  # a read-only slice: copied
+        check(r.status == "stored", f"memoryview slice: {r}")
+        r = c.send(b"")
+        check(r.status == "stored", f"empty: {r}")
+
+
+def test_numpy_arrays_travel_as_npy(url):
+    with hio.Client(url, source="python-test") as c:
+        a = np.arange(3 * 50 * 40, dtype=np.float64).reshape(3, 50, 40)
+        r = c.send(a, metadata={"shape": list(a.shape)})
+        check(r.status == "stored", f"numpy: {r}")
+        r = c.send(np.asfortranarray(np.ones((20, 30), dtype=np.int32)))
+        check(r.status == "stored", f"fortran-ordered numpy: {r}")
+        # The payload is what numpy.lib.format writes, so numpy.load reads it back.
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, a, allow_pickle=False)
+        check(np.array_equal(np.load(io.BytesIO(buf.getvalue())), a), "npy round trip")
+
+
+def test_async_sends_and_flush(url):
+    with hio.Client(url, source="python-test", session_tuples=8) as c:
+        rng = np.random.default_rng(5)
+        futures = []
+        for i in range(30):
+            n = int(rng.integers(1, 200_000))
+            data = rng.integers(0, 256, n, dtype=np.uint8).tobytes() if i % 3 else rng.random(n // 8 + 1)
+            futures.append(c.send_async(data, metadata={"i": i}))
+        counts = c.flush(timeout=60)
+        check(counts["stored"] == 30 and counts["errors"] == 0, f"flush counts: {counts}")
+        ids = [f.result(timeout=1).tuple_id for f in futures]
+        check(all(f.result().status == "stored" for f in futures), "async statuses")
+        check(ids == sorted(ids) and len(set(ids)) == 30, f"async ids in submission order: {ids}")
+
+
+def test_errors_raise(url):
+    with hio.Client(url, source="python-test") as c:
+        try:
+            c.send(b"x", metadata="[1, 2]")
+        except hio.HioError as e:
+            check(e.code == 1 and "JSON object" in str(e), f"bad metadata error: {e.code} {e}")
+        else:
+            raise AssertionError("metadata that is not an object was accepted")
+    try:
+        hio.Client(url, source="python-test", max_attempts=0)
+    except hio.HioError as e:
+        check(e.code == 1, f"bad option error: {e.code} {e}")
+    else:
+        raise AssertionError("max_attempts=0 was accepted")
+    c = hio.Client(url, source="python-test")
+    c.close()
+    try:
+        c.send(b"late")
+    except hio.HioError as e:
+        check(e.code == 5, f"closed client: {e.code}")
+    else:
+        raise AssertionError("send on a closed client worked")
+
+
+def main():
+    url = os.environ.get("HIO_TEST_MASTER")
+    if not url:
+        print("python_connector_test: HIO_TEST_MASTER is not set (run through hio-connector-tests); skipped")
+        return 0
+    tests = [test_send_of_bytes_like_objects, test_numpy_arrays_travel_as_npy, test_async_sends_and_flush,
+             test_errors_raise]
+    failed = 0
+    for t in tests:
+        try:
+            t(url)
+            print(f"ok   {t.__name__}")
+        except Exception:  # noqa: BLE001 - report every test
+            failed += 1
+            print(f"FAIL {t.__name__}")
+            traceback.print_exc()
+    print(f"python_connector_test: hio {hio.version()}, {len(tests) - failed}/{len(tests)} passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
