@@ -1,0 +1,314 @@
+#include <hio/common/clock.hpp>
+#include <hio/common/wire.hpp>
+#include <hio/worker/channel.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace hio;
+using namespace hio::worker;
+
+namespace {
+
+int code(wire::error_code c) { return static_cast<int>(c); }
+
+// Keeps what it is given; fails while `fail` is set.
+struct fake_sink final : record_sink {
+  std::vector<std::vector<feature_record>>* batches;
+  bool* fail;
+  fake_sink(std::vector<std::vector<feature_record>>* b, bool* f) : batches(b), fail(f) {}
+  result<void> store(const std::vector<feature_record>& records) override {
+    if (*fail) return make_error(code(wire::error_code::internal), "repository down");
+    batches->push_back(records);
+    return {};
+  }
+};
+
+// Fails tuples whose first byte is 0xEE, throws for 0xFF, else one feature "first".
+struct picky_processor final : processor {
+  result<std::vector<feature>> process(const received_tuple& t) override {
+    if (!t.payload.empty() && t.payload[0] == std::byte{0xFF}) throw std::runtime_error("boom");
+    if (!t.payload.empty() && t.payload[0] == std::byte{0xEE}) return make_error(0, "not a .npy array");
+    const double first = t.payload.empty() ? -1.0 : static_cast<double>(std::to_integer<int>(t.payload[0]));
+    return std::vector<feature>{{"first", first}};
+  }
+  std::string name() const override { return "picky"; }
+};
+
+struct freed {
+  std::uint32_t channel;
+  std::uint64_t lease_id;
+  bool clean;
+};
+
+struct fixture {
+  std::vector<std::vector<feature_record>> batches;
+  bool fail = false;
+  std::vector<freed> frees;
+  channel_handler handler{"w1", 3, std::make_unique<picky_processor>(), std::make_unique<fake_sink>(&batches, &fail),
+                          [this](std::uint32_t c, std::uint64_t l, bool clean) { frees.push_back({c, l, clean}); }};
+};
+
+lease_token lease(std::uint64_t id) {
+  lease_token t;
+  t.lease_id = id;
+  t.first_tuple_id = id * 100;
+  t.count = 10;
+  return t;
+}
+
+struct tuple_bytes {
+  std::vector<std::byte> payload;
+  std::string metadata;
+  received_tuple view(std::uint64_t id) const {
+    received_tuple t;
+    t.tuple_id = id;
+    t.xxh3 = 0x1234;
+    t.metadata = metadata;
+    t.payload = payload;
+    t.wire_bytes = payload.size();
+    return t;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a channel refuses a second session with busy while one is active") {
+  fixture f;
+  REQUIRE(f.handler.begin_session(lease(1), "peer-a").has_value());
+  CHECK(f.handler.busy());
+  auto second = f.handler.begin_session(lease(2), "peer-b");
+  REQUIRE_FALSE(second.has_value());
+  CHECK(second.error().code == code(wire::error_code::busy));
+  f.handler.end_session(lease(1), true);
+  CHECK_FALSE(f.handler.busy());
+  CHECK(f.handler.begin_session(lease(2), "peer-b").has_value());
+}
+
+TEST_CASE("a lease id not above the last accepted one is refused as bad_token: leases are single-use") {
+  fixture f;
+  REQUIRE(f.handler.begin_session(lease(5), "p").has_value());
+  f.handler.end_session(lease(5), true);
+  auto again = f.handler.begin_session(lease(5), "p");
+  REQUIRE_FALSE(again.has_value());
+  CHECK(again.error().code == code(wire::error_code::bad_token));
+  auto older = f.handler.begin_session(lease(4), "p");
+  REQUIRE_FALSE(older.has_value());
+  CHECK(older.error().code == code(wire::error_code::bad_token));
+  CHECK_FALSE(f.handler.busy());
+  CHECK(f.handler.begin_session(lease(6), "p").has_value());
+  CHECK(f.handler.status().lease_id == 6);
+}
+
+TEST_CASE("the first lease a channel sees is accepted whatever its id, even 0") {
+  fixture f;
+  CHECK(f.handler.begin_session(lease(0), "p").has_value());
+}
+
+TEST_CASE("a draining channel refuses new sessions as unavailable but lets the active one finish") {
+  fixture f;
+  tuple_bytes b{{std::byte{1}}, ""};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  f.handler.set_draining(true);
+  REQUIRE(f.handler.on_tuple(lease(1), b.view(100)).has_value());
+  auto acks = f.handler.flush(lease(1));
+  REQUIRE(acks.has_value());
+  CHECK(acks->size() == 1);
+  f.handler.end_session(lease(1), true);
+  auto refused = f.handler.begin_session(lease(2), "p");
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == code(wire::error_code::unavailable));
+  CHECK_FALSE(f.handler.busy());
+  CHECK(f.handler.status().draining);
+}
+
+TEST_CASE("processed tuples are acked stored, in order, only after the sink stored their records") {
+  fixture f;
+  tuple_bytes a{{std::byte{1}, std::byte{2}}, ""};
+  tuple_bytes b{{std::byte{9}}, ""};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), a.view(100)).has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), b.view(101)).has_value());
+  CHECK(f.batches.empty());
+  auto acks = f.handler.flush(lease(1));
+  REQUIRE(acks.has_value());
+  REQUIRE(acks->size() == 2);
+  CHECK((*acks)[0].tuple_id == 100);
+  CHECK((*acks)[0].status == wire::ack_status::stored);
+  CHECK((*acks)[1].tuple_id == 101);
+  REQUIRE(f.batches.size() == 1);
+  REQUIRE(f.batches[0].size() == 2);
+  CHECK(f.batches[0][1].features == std::vector<feature>{{"first", 9.0}});
+  // Nothing pending: a second flush stores nothing.
+  auto none = f.handler.flush(lease(1));
+  REQUIRE(none.has_value());
+  CHECK(none->empty());
+  CHECK(f.batches.size() == 1);
+}
+
+TEST_CASE("a processor error stores a failed record and acks it failed with the reason") {
+  fixture f;
+  tuple_bytes bad{{std::byte{0xEE}}, ""};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), bad.view(100)).has_value());
+  auto acks = f.handler.flush(lease(1));
+  REQUIRE(acks.has_value());
+  REQUIRE(acks->size() == 1);
+  CHECK((*acks)[0].status == wire::ack_status::failed);
+  CHECK((*acks)[0].reason == "not a .npy array");
+  REQUIRE(f.batches.size() == 1);
+  CHECK(f.batches[0][0].status == record_status::failed);
+  CHECK(f.batches[0][0].error == "not a .npy array");
+  CHECK(f.batches[0][0].features.empty());
+}
+
+TEST_CASE("a processor that throws fails its tuple instead of ending the channel") {
+  fixture f;
+  tuple_bytes bomb{{std::byte{0xFF}}, ""};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), bomb.view(100)).has_value());
+  auto acks = f.handler.flush(lease(1));
+  REQUIRE(acks.has_value());
+  CHECK((*acks)[0].status == wire::ack_status::failed);
+  CHECK((*acks)[0].reason.find("boom") != std::string::npos);
+}
+
+TEST_CASE("when the sink cannot store, flush fails with internal, acks nothing and drops the batch") {
+  fixture f;
+  tuple_bytes a{{std::byte{1}}, ""};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), a.view(100)).has_value());
+  f.fail = true;
+  auto acks = f.handler.flush(lease(1));
+  REQUIRE_FALSE(acks.has_value());
+  CHECK(acks.error().code == code(wire::error_code::internal));
+  CHECK(acks.error().message.find("repository down") != std::string::npos);
+  f.fail = false;
+  auto later = f.handler.flush(lease(1));
+  REQUIRE(later.has_value());
+  CHECK(later->empty());
+  CHECK(f.handler.status().processed == 0);
+}
+
+TEST_CASE("ending a session marks the channel idle and tells the notifier the lease and whether it was clean") {
+  fixture f;
+  REQUIRE(f.handler.begin_session(lease(7), "p").has_value());
+  f.handler.end_session(lease(7), false);
+  REQUIRE(f.frees.size() == 1);
+  CHECK(f.frees[0].channel == 3);
+  CHECK(f.frees[0].lease_id == 7);
+  CHECK_FALSE(f.frees[0].clean);
+  CHECK_FALSE(f.handler.busy());
+  // An end for a lease this channel does not serve changes nothing.
+  REQUIRE(f.handler.begin_session(lease(8), "p").has_value());
+  f.handler.end_session(lease(7), true);
+  CHECK(f.handler.busy());
+  CHECK(f.frees.size() == 1);
+}
+
+TEST_CASE("aborting after a run-loop failure ends the active session unclean and drops its pending records") {
+  fixture f;
+  tuple_bytes a{{std::byte{1}}, ""};
+  REQUIRE(f.handler.begin_session(lease(3), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(3), a.view(300)).has_value());
+  f.handler.abort_session();
+  CHECK_FALSE(f.handler.busy());
+  REQUIRE(f.frees.size() == 1);
+  CHECK(f.frees[0].lease_id == 3);
+  CHECK_FALSE(f.frees[0].clean);
+  f.handler.abort_session();  // nothing active: nothing happens
+  CHECK(f.frees.size() == 1);
+  REQUIRE(f.handler.begin_session(lease(4), "p").has_value());
+  auto acks = f.handler.flush(lease(4));
+  REQUIRE(acks.has_value());
+  CHECK(acks->empty());
+}
+
+TEST_CASE("the counters count sessions, processed and failed tuples, bytes and restarts") {
+  fixture f;
+  tuple_bytes ok{{std::byte{1}, std::byte{2}, std::byte{3}}, ""};
+  tuple_bytes bad{{std::byte{0xEE}, std::byte{0}}, ""};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), ok.view(100)).has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), bad.view(101)).has_value());
+  REQUIRE(f.handler.flush(lease(1)).has_value());
+  f.handler.end_session(lease(1), true);
+  f.handler.count_restart();
+  const auto s = f.handler.status();
+  CHECK(s.index == 3);
+  CHECK(s.sessions == 1);
+  CHECK(s.processed == 2);
+  CHECK(s.failed == 1);
+  CHECK(s.bytes == 5);
+  CHECK(s.restarts == 1);
+  CHECK(s.lease_id == 1);
+  CHECK_FALSE(s.busy);
+}
+
+TEST_CASE("a record carries the tuple's id, size, checksum, metadata, source, worker, channel, time and features") {
+  std::vector<std::byte> payload(42, std::byte{5});
+  const std::string metadata = R"({"source":"sim-7","parameters":{"k":1.5}})";
+  received_tuple t;
+  t.tuple_id = 99;
+  t.xxh3 = 0xABCDEF0123456789ull;
+  t.metadata = metadata;
+  t.payload = payload;
+  const result<std::vector<feature>> features = std::vector<feature>{{"mean", 5.0}};
+  const auto r = make_feature_record(t, features, "node-1", 2, 1700000000123);
+  CHECK(r.tuple_id == 99);
+  CHECK(r.cursor == 0);
+  CHECK(r.source == "sim-7");
+  CHECK(r.size == 42);
+  CHECK(r.xxh3 == 0xABCDEF0123456789ull);
+  CHECK(r.status == record_status::stored);
+  CHECK(r.error.empty());
+  CHECK(r.metadata == metadata);
+  CHECK(r.worker == "node-1");
+  CHECK(r.channel == 2);
+  CHECK(r.processed_at_ms == 1700000000123);
+  CHECK(r.features == std::vector<feature>{{"mean", 5.0}});
+}
+
+TEST_CASE("records built by the handler are stamped with the time they were processed") {
+  fixture f;
+  tuple_bytes a{{std::byte{1}}, R"({"source":"s"})"};
+  const auto before = unix_ms();
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), a.view(100)).has_value());
+  REQUIRE(f.handler.flush(lease(1)).has_value());
+  REQUIRE(f.batches.size() == 1);
+  const auto& r = f.batches[0][0];
+  CHECK(r.processed_at_ms >= before);
+  CHECK(r.processed_at_ms <= unix_ms());
+  CHECK(r.worker == "w1");
+  CHECK(r.channel == 3);
+  CHECK(r.source == "s");
+}
+
+TEST_CASE("metadata that is not JSON gives an empty source and is kept as it came") {
+  fixture f;
+  tuple_bytes a{{std::byte{1}}, "{not json"};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), a.view(100)).has_value());
+  auto acks = f.handler.flush(lease(1));
+  REQUIRE(acks.has_value());
+  CHECK((*acks)[0].status == wire::ack_status::stored);
+  CHECK(f.batches[0][0].source.empty());
+  CHECK(f.batches[0][0].metadata == "{not json");
+}
+
+TEST_CASE("the source is read only from a string \"source\" field of a JSON object") {
+  CHECK(source_of("").empty());
+  CHECK(source_of("{\"source\":\"a\"}") == "a");
+  CHECK(source_of("{\"source\":17}").empty());
+  CHECK(source_of("{\"source\":null}").empty());
+  CHECK(source_of("[\"source\"]").empty());
+  CHECK(source_of("\"source\"").empty());
+  CHECK(source_of("{\"other\":\"a\"}").empty());
+  CHECK(source_of("{\"source\":\"a\"} trailing").empty());
+}

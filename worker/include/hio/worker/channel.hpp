@@ -1,0 +1,166 @@
+#pragma once
+// A worker channel: one per core, persistent. A channel_handler holds the policy (sessions, single-use
+// leases, draining, running the processor, building feature records, draining them to a record_sink);
+// a channel adds the I/O: a thread pinned to its core running its own single-threaded io_context, and a
+// receiver on that io_context with the handler as its tuple_handler.
+
+#include <hio/common/error.hpp>
+#include <hio/common/receiver.hpp>
+#include <hio/common/record.hpp>
+#include <hio/common/token.hpp>
+#include <hio/common/wire.hpp>
+#include <hio/worker/processor.hpp>
+#include <hio/worker/record_sink.hpp>
+#include <hio/worker/topology.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace hio::worker {
+
+// Told when a session ends, from the channel's thread; must not block (the controller's hands the event
+// to a notifier thread). `clean`: the source sent END and every ack went out.
+using free_notifier = std::function<void(std::uint32_t channel, std::uint64_t lease_id, bool clean)>;
+
+// A snapshot of one channel, for heartbeats and logs.
+struct channel_status {
+  std::uint32_t index = 0;
+  bool busy = false;             // a session is active
+  bool draining = false;         // new sessions are refused
+  std::uint64_t lease_id = 0;    // the last lease accepted (0: none yet)
+  std::uint64_t processed = 0;   // tuples acknowledged, stored or failed
+  std::uint64_t failed = 0;      // ... of which processing failed
+  std::uint64_t bytes = 0;       // payload bytes of the acknowledged tuples
+  std::uint64_t sessions = 0;    // sessions begun
+  std::uint64_t restarts = 0;    // times the channel's run loop failed and was restarted
+  std::uint16_t port = 0;        // where the channel listens now (0 from channel_handler::status)
+};
+
+// The "source" string of a tuple's metadata JSON; "" when there is none or the metadata is not JSON.
+std::string source_of(std::string_view metadata);
+
+// The record for one tuple, given what its processor returned.
+feature_record make_feature_record(const received_tuple& t, const result<std::vector<feature>>& processed,
+                                   std::string_view worker_id, std::uint32_t channel, std::int64_t now_ms);
+
+// The data-path policy of one channel. Owns its processor and sink. The tuple_handler calls, and
+// abort_session(), come from the channel's thread only; set_draining(), status() and the other const
+// accessors are thread-safe.
+class channel_handler final : public tuple_handler {
+ public:
+  channel_handler(std::string worker_id, std::uint32_t index, std::unique_ptr<processor> p,
+                  std::unique_ptr<record_sink> sink, free_notifier notify);
+
+  // Refuses with busy while a session is active, unavailable while draining, bad_token for a lease id not
+  // above the last one accepted (leases are single-use).
+  result<void> begin_session(const lease_token& lease, const std::string& peer) override;
+  // Runs the processor (its error or exception makes a failed record) and queues the record.
+  result<void> on_tuple(const lease_token& lease, const received_tuple& t) override;
+  // Stores the queued records through the sink; on its error the records are dropped (the source retries
+  // them elsewhere) and the error has code wire::error_code::internal.
+  result<std::vector<ack>> flush(const lease_token& lease) override;
+  // Marks the channel idle and calls the free notifier (only for the active session's lease).
+  void end_session(const lease_token& lease, bool clean) override;
+
+  // Ends the active session, if any, unclean: used after the run loop failed mid-session.
+  void abort_session();
+  void set_draining(bool draining) noexcept;
+  void count_restart() noexcept;
+  channel_status status() const noexcept;
+  bool busy() const noexcept { return busy_.load(); }
+  std::uint32_t index() const noexcept { return index_; }
+  const processor& processing() const noexcept { return *processor_; }
+  record_sink& sink() noexcept { return *sink_; }
+
+ private:
+  std::string worker_id_;
+  std::uint32_t index_;
+  std::unique_ptr<processor> processor_;
+  std::unique_ptr<record_sink> sink_;
+  free_notifier notify_;
+
+  std::atomic<bool> busy_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<std::uint64_t> last_lease_{0};
+  bool accepted_any_ = false;           // channel thread only
+  std::uint64_t active_lease_ = 0;      // channel thread only
+  std::vector<feature_record> pending_; // channel thread only: processed since the last flush
+
+  std::atomic<std::uint64_t> processed_{0};
+  std::atomic<std::uint64_t> failed_{0};
+  std::atomic<std::uint64_t> bytes_{0};
+  std::atomic<std::uint64_t> sessions_{0};
+  std::atomic<std::uint64_t> restarts_{0};
+};
+
+struct channel_options {
+  std::string worker_id;                                     // the worker's id (part of the lease target)
+  std::uint32_t index = 0;                                   // the channel's index within the worker
+  std::string host = "127.0.0.1";                            // address to listen on
+  std::uint16_t port = 0;                                    // 0: any free port
+  int core = -1;                                             // topology core to pin to; -1: not pinned
+  std::string secret;                                        // cluster secret the lease tokens are checked with
+  std::uint64_t max_tuple_bytes = wire::default_max_tuple_bytes;  // larger tuples are refused
+  std::chrono::milliseconds restart_delay{100};              // pause before restarting a failed run loop
+};
+
+// Owns its thread, io_context, receiver and handler, from start() until destruction. A run loop that
+// throws is restarted on the same port when it can be bound again (another free port otherwise; port()
+// then changes), the active session ends unclean and restarts is counted. Thread-safe.
+class channel {
+ public:
+  // Error when the port cannot be bound. `topo` (may be null: no pinning) must outlive the channel.
+  static result<std::unique_ptr<channel>> start(channel_options options, std::unique_ptr<processor> p,
+                                                std::unique_ptr<record_sink> sink, free_notifier notify,
+                                                const topology* topo = nullptr);
+  ~channel();
+  channel(const channel&) = delete;
+  channel& operator=(const channel&) = delete;
+
+  std::uint32_t index() const noexcept { return options_.index; }
+  int core() const noexcept { return options_.core; }
+  std::uint16_t port() const noexcept { return port_.load(); }
+  std::string processor_name() const { return handler_->processing().name(); }
+  std::string device() const { return handler_->processing().device(); }
+  channel_status status() const noexcept;
+
+  // Refuse new sessions (unavailable); the active one finishes.
+  void set_draining() noexcept { handler_->set_draining(true); }
+  // Stops accepting, closes connections (sessions end unclean) and joins the thread. Idempotent.
+  void stop();
+  // Test hook: makes the run loop throw once, as a bug in a handler would.
+  void inject_fault();
+
+ private:
+  channel(channel_options options, std::unique_ptr<channel_handler> handler, const topology* topo);
+  result<void> open_receiver(std::uint16_t port);  // with mutex_ held
+  void run();
+  bool restart();  // false when stopped meanwhile
+
+  channel_options options_;
+  std::unique_ptr<channel_handler> handler_;
+  const topology* topo_;
+  std::atomic<std::uint16_t> port_{0};
+  std::atomic<bool> stopping_{false};
+
+  std::mutex mutex_;  // guards io_, guard_ and receiver_ while they are replaced or stopped
+  std::unique_ptr<boost::asio::io_context> io_;
+  // Keeps io_->run() going when no connection is open.
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
+  std::unique_ptr<receiver> receiver_;
+  std::thread thread_;
+};
+
+}  // namespace hio::worker

@@ -1,0 +1,33 @@
+#pragma once
+// The JSON bodies the worker sends to the master. Pure functions, thread-safe.
+
+#include <hio/worker/channel.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hio::worker::detail {
+
+// What the master learns about a channel when the worker registers.
+struct channel_description {
+  std::uint32_t index = 0;
+  std::uint16_t port = 0;
+  int core = -1;
+  std::string processor;
+  std::string device = "cpu";
+  std::string transport = "tcp";
+};
+
+// POST /v1/workers
+std::string register_body(const std::string& worker_id, const std::string& host,
+                          const std::vector<channel_description>& channels);
+// POST /v1/workers/<id>/heartbeat
+std::string heartbeat_body(bool draining, const std::vector<channel_status>& channels);
+// POST /v1/workers/<id>/free
+std::string free_body(std::uint32_t channel, std::uint64_t lease_id, bool clean);
+
+// "/v1/workers/<id><suffix>" with the id percent-encoded where it is not a URL-safe character.
+std::string worker_path(const std::string& worker_id, const std::string& suffix = {});
+
+}  // namespace hio::worker::detail
