@@ -1,6 +1,7 @@
 // hio: the umbrella command. `hio up`, `hio status`, `hio features`, `hio stream`.
 #include <hio/cli/commands.hpp>
 #include <hio/common/log.hpp>
+#include <hio/common/process.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -45,8 +46,18 @@ int main(int argc, char** argv) {
   sm_cmd->add_flag("--quiet,-q", quiet, "No progress bar");
   sm_cmd->add_option("files", sm.files, "Files to send, one tuple each")->required();
 
+  hio::cli::bench_options be;
+  auto* be_cmd = app.add_subcommand("bench", "Measure: tuples end to end, or lease requests per second");
+  be_cmd->add_option("--master", be.master, "Master URL (default: $HIO_MASTER, then the running `hio up`)");
+  be_cmd->add_option("--mode", be.mode, "tuples or leases")->check(CLI::IsMember({"tuples", "leases"}))->capture_default_str();
+  be_cmd->add_option("--size", be.size, "Tuple bytes")->capture_default_str();
+  be_cmd->add_option("--count", be.count, "Tuples or lease requests in all")->capture_default_str();
+  be_cmd->add_option("--sources", be.sources, "Concurrent sources (leases: client threads)")->capture_default_str();
+  be_cmd->add_option("--session-tuples", be.session_tuples, "Tuples per lease")->capture_default_str();
+  be_cmd->add_option("--rate", be.rate, "leases: total requests per second (0: as fast as possible)");
+
   CLI11_PARSE(app, argc, argv);
-  hio::init_logging("hio", "warn");
+  hio::init_logging("hio", hio::env_or("HIO_LOG_LEVEL", "warn"));
   if (*up_cmd) {
     up.data_dir = data_dir;
     return hio::cli::up(up);
@@ -63,6 +74,10 @@ int main(int argc, char** argv) {
     if (sm.master.empty()) sm.master = hio::cli::default_master_url(data_dir);
     sm.progress = !quiet;
     return hio::cli::stream(sm);
+  }
+  if (*be_cmd) {
+    if (be.master.empty()) be.master = hio::cli::default_master_url(data_dir);
+    return hio::cli::bench(be);
   }
   return 2;
 }

@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // Accepts sessions on the queue's data port and makes their tuples durable in the overflow queue.
-// Called only from the queue's single io thread.
+// Many sessions interleave on the queue's single io thread, so everything pending is kept per lease.
 class queue_handler : public tuple_handler {
  public:
   explicit queue_handler(overflow_queue& q) : queue_(q) {}
@@ -38,31 +38,29 @@ class queue_handler : public tuple_handler {
       return make_error(static_cast<int>(wire::error_code::bad_token), "lease token was already used");
     return {};
   }
-  result<void> on_tuple(const lease_token&, const received_tuple& t) override {
+  result<void> on_tuple(const lease_token& lease, const received_tuple& t) override {
     if (auto r = queue_.append(t.tuple_id, t.xxh3, t.metadata, t.payload); !r)
       return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
-    pending_.push_back(t.tuple_id);
+    pending_[lease.lease_id].push_back(t.tuple_id);
     return {};
   }
-  result<std::vector<ack>> flush(const lease_token&) override {
-    if (auto r = queue_.sync(); !r) {
-      pending_.clear();
-      return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
-    }
+  result<std::vector<ack>> flush(const lease_token& lease) override {
+    auto ids = std::move(pending_[lease.lease_id]);
+    pending_.erase(lease.lease_id);
+    if (auto r = queue_.sync(); !r) return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
     std::vector<ack> acks;
-    acks.reserve(pending_.size());
-    for (auto id : pending_) acks.push_back({id, wire::ack_status::queued, {}});
-    pending_.clear();
+    acks.reserve(ids.size());
+    for (auto id : ids) acks.push_back({id, wire::ack_status::queued, {}});
     if (on_queued) on_queued();
     return acks;
   }
-  void end_session(const lease_token&, bool) override { pending_.clear(); }
+  void end_session(const lease_token& lease, bool) override { pending_.erase(lease.lease_id); }
 
   std::function<void()> on_queued;
 
  private:
   overflow_queue& queue_;
-  std::vector<std::uint64_t> pending_;
+  std::map<std::uint64_t, std::vector<std::uint64_t>> pending_;  // lease id -> appended, not yet acked
   std::map<std::uint64_t, std::uint32_t> used_;  // lease id -> expiry
 };
 

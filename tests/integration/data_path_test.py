@@ -6,7 +6,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import BIN, Cluster, check_exactly_once, random_files  # noqa: E402
+from cluster import BIN, Cluster, check_exactly_once, get_json, random_files  # noqa: E402
 from runner import run  # noqa: E402
 
 
@@ -26,6 +26,8 @@ def test_four_sources_through_two_workers_with_the_queue_in_use():
             problems = check_exactly_once(records, expected)
             assert not problems, "\n".join(problems[:20])
             assert len(records) == 400, f"{len(records)} records for 400 tuples"
+            counts = get_json(c.repository_url + "/v1/counts")
+            assert counts["duplicates"] == 0, f"tuples were processed twice without any fault: {counts}"
             status = c.status()
             assert status["counters"]["queued"] > 0, "the overflow queue was never used"
             assert status["queue"]["length"] == 0, status["queue"]

@@ -44,6 +44,18 @@ struct stream_options {
 };
 int stream(const stream_options& o);
 
+struct bench_options {
+  std::string master;
+  std::string mode = "tuples";        // tuples: end to end through the connector; leases: POST /v1/streams
+  std::uint64_t size = 6 << 20;       // tuple bytes
+  std::uint64_t count = 200;          // tuples or lease requests in all
+  int sources = 1;                    // concurrent sources (tuples) or client threads (leases)
+  std::uint32_t session_tuples = 64;  // tuples per lease
+  double rate = 0;                    // leases: requests per second in all (0: as fast as possible)
+};
+// Prints one JSON line with the measured rates.
+int bench(const bench_options& o);
+
 // Where a running cluster started by `hio up` can be found: $HIO_MASTER / $HIO_REPOSITORY, then
 // <data dir>/cluster.json, then the default ports on 127.0.0.1.
 std::string default_master_url(const std::string& data_dir = "hio-data");

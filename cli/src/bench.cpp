@@ -1,0 +1,105 @@
+// `hio bench`: load generators for the figures in experiments/: tuples end to end through the real
+// connector, and raw lease requests against the master.
+#include <hio/cli/commands.hpp>
+#include <hio/common/http.hpp>
+#include <hio/connector/client.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <thread>
+
+namespace hio::cli {
+
+using steady = std::chrono::steady_clock;
+
+int bench_tuples(const bench_options& o) {
+  // Distinct random tuples (a few, reused round-robin): the sender's cost is the path, not generation.
+  const std::size_t distinct = std::max<std::size_t>(1, std::min<std::size_t>(16, (256ull << 20) / std::max<std::uint64_t>(1, o.size)));
+  std::vector<std::vector<std::byte>> tuples(distinct, std::vector<std::byte>(o.size));
+  std::mt19937_64 rng(1);
+  for (auto& t : tuples)
+    for (std::size_t i = 0; i < t.size(); i += 8) {
+      const auto v = rng();
+      std::memcpy(t.data() + i, &v, std::min<std::size_t>(8, t.size() - i));
+    }
+
+  std::atomic<std::uint64_t> ok{0}, bad{0};
+  const auto start = steady::now();
+  std::vector<std::thread> sources;
+  for (int s = 0; s < o.sources; ++s)
+    sources.emplace_back([&, s] {
+      connector::client_options co;
+      co.master_url = o.master;
+      co.source_name = "bench-" + std::to_string(s);
+      co.session_tuples = o.session_tuples;
+      connector::client c(co);
+      const std::uint64_t mine = o.count / static_cast<std::uint64_t>(o.sources) + (static_cast<std::uint64_t>(s) < o.count % static_cast<std::uint64_t>(o.sources));
+      for (std::uint64_t i = 0; i < mine; ++i) {
+        const auto& t = tuples[(i + static_cast<std::uint64_t>(s)) % tuples.size()];
+        auto r = c.async_send_view(t, {}, [&](result<connector::send_result> res) {
+          (res && res->status != connector::send_status::failed ? ok : bad)++;
+        });
+        if (!r) ++bad;
+      }
+      if (auto f = c.flush(); !f) std::cerr << "hio bench: " << f.error().message << "\n";
+    });
+  for (auto& t : sources) t.join();
+  const double secs = std::chrono::duration<double>(steady::now() - start).count();
+  const double bytes = static_cast<double>(ok.load()) * static_cast<double>(o.size);
+  nlohmann::json out = {{"mode", "tuples"},          {"size", o.size},
+                        {"sources", o.sources},      {"tuples", ok.load()},
+                        {"errors", bad.load()},      {"seconds", secs},
+                        {"tuples_per_s", static_cast<double>(ok.load()) / secs},
+                        {"bytes_per_s", bytes / secs}};
+  std::cout << out.dump() << std::endl;
+  return bad == 0 ? 0 : 1;
+}
+
+int bench_leases(const bench_options& o) {
+  // `threads` keep-alive clients; with --rate, requests are paced to that total rate (open loop).
+  std::vector<std::vector<double>> latencies(static_cast<std::size_t>(o.sources));
+  std::atomic<std::uint64_t> errors{0};
+  const auto start = steady::now();
+  std::vector<std::thread> threads;
+  const std::uint64_t per_thread = o.count / static_cast<std::uint64_t>(o.sources);
+  for (int t = 0; t < o.sources; ++t)
+    threads.emplace_back([&, t] {
+      http::client c(o.master);
+      auto& lat = latencies[static_cast<std::size_t>(t)];
+      lat.reserve(per_thread);
+      const double interval = o.rate > 0 ? static_cast<double>(o.sources) / o.rate : 0;
+      for (std::uint64_t i = 0; i < per_thread; ++i) {
+        if (interval > 0) {
+          const auto due = start + std::chrono::duration_cast<steady::duration>(
+                                       std::chrono::duration<double>(interval * static_cast<double>(i)));
+          std::this_thread::sleep_until(due);
+        }
+        const auto t0 = steady::now();
+        auto r = c.post("/v1/streams", R"({"count":1,"source":"bench"})");
+        lat.push_back(std::chrono::duration<double, std::milli>(steady::now() - t0).count());
+        if (!r || r->status != 200) ++errors;
+      }
+    });
+  for (auto& t : threads) t.join();
+  const double secs = std::chrono::duration<double>(steady::now() - start).count();
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())))]; };
+  nlohmann::json out = {{"mode", "leases"},          {"threads", o.sources},
+                        {"requests", all.size()},    {"errors", errors.load()},
+                        {"seconds", secs},           {"leases_per_s", static_cast<double>(all.size()) / secs},
+                        {"target_rate", o.rate},     {"p50_ms", pct(0.5)},
+                        {"p99_ms", pct(0.99)},       {"max_ms", all.empty() ? 0.0 : all.back()}};
+  std::cout << out.dump() << std::endl;
+  return errors == 0 ? 0 : 1;
+}
+
+int bench(const bench_options& o) { return o.mode == "leases" ? bench_leases(o) : bench_tuples(o); }
+
+}  // namespace hio::cli
