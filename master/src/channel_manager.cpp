@@ -35,14 +35,15 @@ bool channel_manager::heartbeat(const std::string& id, bool draining, const std:
   for (const auto& r : reports) {
     if (r.index >= w.channels.size()) continue;
     auto& c = w.channels[r.index];
+    if (r.lease_id < c.report.lease_id) continue;  // stale
     c.report = r;
-    // A report about a lease older than the one the master handed out last is stale: ignore its state.
-    if (r.lease_id < c.lease_id) continue;
     if (r.busy) {
       c.state = channel_state::busy;
-      c.lease_id = r.lease_id;
-    } else if (c.state != channel_state::free) {
+    } else if (c.state == channel_state::busy) {
       c.state = channel_state::free;  // the session is over (its "free" message may have been lost)
+    } else if (c.state == channel_state::leased &&
+               (r.lease_id >= c.lease_id || r.refused_lease_id >= c.lease_id)) {
+      c.state = channel_state::free;  // the lease's session came and went, or the channel refused it
     }
   }
   return true;
@@ -55,7 +56,15 @@ void channel_manager::release(const std::string& worker_id, std::uint32_t channe
   if (lease_id >= c.lease_id) {
     c.state = channel_state::free;
     c.lease_id = lease_id;
+  } else if (c.state == channel_state::busy && lease_id >= c.report.lease_id) {
+    c.state = channel_state::free;  // the session the master learnt of from its worker is over
   }
+}
+
+void channel_manager::mark_busy(const std::string& worker_id, std::uint32_t channel) {
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end() && channel < it->second.channels.size())
+    it->second.channels[channel].state = channel_state::busy;
 }
 
 void channel_manager::set_draining(const std::string& worker_id) {

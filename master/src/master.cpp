@@ -268,6 +268,7 @@ struct master::impl {
         rep.index = c.at("index").get<std::uint32_t>();
         rep.busy = c.value("state", "idle") == "busy";
         rep.lease_id = c.value("lease_id", std::uint64_t{0});
+        rep.refused_lease_id = c.value("refused_lease_id", std::uint64_t{0});
         rep.processed = c.value("processed", std::uint64_t{0});
         rep.failed = c.value("failed", std::uint64_t{0});
         rep.bytes = c.value("bytes", std::uint64_t{0});
@@ -440,7 +441,12 @@ struct master::impl {
           done.push_back(a->header.tuple_id);
           ++n;
         } else if (a->header.type == wire::frame_type::error) {
-          failure = std::string(wire::to_string(static_cast<wire::error_code>(a->header.flags))) + ": " + a->text;
+          const auto code = static_cast<wire::error_code>(a->header.flags);
+          failure = std::string(wire::to_string(code)) + ": " + a->text;
+          if (code == wire::error_code::busy) {
+            std::lock_guard lock(mutex);
+            cm.mark_busy(ch.worker, ch.index);
+          }
           break;
         } else {
           break;

@@ -65,6 +65,7 @@ channel_handler::channel_handler(std::string worker_id, std::uint32_t index, std
 
 result<void> channel_handler::begin_session(const lease_token& lease, const std::string& peer) {
   if (busy_.load()) {
+    refused_lease_.store(std::max(refused_lease_.load(), lease.lease_id));
     return make_error(code(wire::error_code::busy), "channel " + std::to_string(index_) +
                                                         " is serving lease " + std::to_string(active_lease_) +
                                                         "; ask the master for another channel");
@@ -157,6 +158,7 @@ channel_status channel_handler::status() const noexcept {
   s.busy = busy_.load();
   s.draining = draining_.load();
   s.lease_id = last_lease_.load();
+  s.refused_lease_id = refused_lease_.load();
   s.processed = processed_.load();
   s.failed = failed_.load();
   s.bytes = bytes_.load();

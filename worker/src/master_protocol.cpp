@@ -24,6 +24,7 @@ std::string heartbeat_body(bool draining, const std::vector<channel_status>& cha
     list.push_back({{"index", c.index},
                     {"state", c.busy ? "busy" : "idle"},
                     {"lease_id", c.lease_id},
+                    {"refused_lease_id", c.refused_lease_id},
                     {"processed", c.processed},
                     {"failed", c.failed},
                     {"bytes", c.bytes},

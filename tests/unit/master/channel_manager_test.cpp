@@ -108,6 +108,41 @@ TEST_CASE("a silent worker is removed with its channels and its counters are kep
   CHECK_FALSE(cm.heartbeat("a", false, {}, t0 + 5s));
 }
 
+TEST_CASE("a lease the channel refused as busy is not held until the lease timeout") {
+  channel_manager cm({.lease_timeout = 30s, .worker_timeout = 1h});
+  cm.register_worker("a", "h", channels(1), t0);
+  REQUIRE(cm.acquire(100, t0));
+  auto r = report(0, true, 7);  // still serving lease 7 from before a master restart
+  r.refused_lease_id = 100;
+  cm.heartbeat("a", false, {r}, t0 + 1s);
+  CHECK(cm.free_channels() == 0);
+  auto idle = report(0, false, 7);
+  idle.refused_lease_id = 100;
+  cm.heartbeat("a", false, {idle}, t0 + 2s);
+  CHECK(cm.free_channels() == 1);
+}
+
+TEST_CASE("a channel marked busy by a refused dispatch is freed by its next idle report or free message") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(2), t0);
+  cm.heartbeat("a", false, {report(0, false, 3), report(1, false, 4)}, t0);
+  REQUIRE(cm.acquire(50, t0));
+  REQUIRE(cm.acquire(51, t0));
+  cm.mark_busy("a", 0);
+  cm.mark_busy("a", 1);
+  cm.heartbeat("a", false, {report(0, false, 3)}, t0 + 1s);
+  cm.release("a", 1, 4);
+  CHECK(cm.free_channels() == 2);
+}
+
+TEST_CASE("a heartbeat older than one already seen is ignored") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(1), t0);
+  cm.heartbeat("a", false, {report(0, false, 9)}, t0);
+  cm.heartbeat("a", false, {report(0, true, 8)}, t0 + 1s);  // sent before the one above
+  CHECK(cm.free_channels() == 1);
+}
+
 TEST_CASE("a draining worker gets no new leases") {
   channel_manager cm({});
   cm.register_worker("a", "h", channels(2), t0);

@@ -25,13 +25,14 @@ TEST_CASE("the heartbeat body reports draining and each channel's state, last le
   idle.failed = 1;
   idle.bytes = 500;
   idle.restarts = 2;
+  idle.refused_lease_id = 14;
   channel_status busy;
   busy.index = 1;
   busy.busy = true;
   const auto body = json::parse(detail::heartbeat_body(true, {idle, busy}));
   CHECK(body["draining"] == true);
   REQUIRE(body["channels"].size() == 2);
-  CHECK(body["channels"][0] == json{{"index", 0}, {"state", "idle"}, {"lease_id", 12}, {"processed", 5},
+  CHECK(body["channels"][0] == json{{"index", 0}, {"state", "idle"}, {"lease_id", 12}, {"refused_lease_id", 14}, {"processed", 5},
                                     {"failed", 1}, {"bytes", 500}, {"restarts", 2}});
   CHECK(body["channels"][1]["state"] == "busy");
 }

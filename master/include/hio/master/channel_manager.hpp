@@ -5,6 +5,10 @@
 // A channel is free, leased (handed to a source or to the queue dispatcher, not yet seen busy by its
 // worker), or busy (its worker reports a session). A lease that its worker never confirms is taken back
 // after `lease_timeout`; a worker whose heartbeats stop for `worker_timeout` is removed with its channels.
+//
+// Heartbeats and "free" messages travel on different connections and may arrive out of order. The
+// worker's last accepted lease id grows with every session a channel begins, so a report carrying a lower
+// one than already seen is stale and ignored.
 
 #include <chrono>
 #include <cstdint>
@@ -32,7 +36,8 @@ struct channel_info {
 struct channel_report {  // one channel's line of a heartbeat
   std::uint32_t index = 0;
   bool busy = false;
-  std::uint64_t lease_id = 0;  // the last lease the channel accepted
+  std::uint64_t lease_id = 0;  // the last lease the channel accepted (increasing per channel)
+  std::uint64_t refused_lease_id = 0;  // the highest lease it refused because it was busy
   std::uint64_t processed = 0, failed = 0, bytes = 0, restarts = 0;
 };
 
@@ -79,6 +84,9 @@ class channel_manager {
                  clock_type::time_point now);
   // A session on the channel has ended. Ignored unless it is the channel's current lease (or newer).
   void release(const std::string& worker, std::uint32_t channel, std::uint64_t lease_id);
+  // The channel refused a lease because it serves a session the master does not know of (one begun
+  // before a master restart, say): busy until its worker reports it idle.
+  void mark_busy(const std::string& worker, std::uint32_t channel);
   void set_draining(const std::string& worker);
   bool remove_worker(const std::string& id);
 
@@ -98,9 +106,9 @@ class channel_manager {
   struct channel {
     channel_info info;
     channel_state state = channel_state::free;
-    std::uint64_t lease_id = 0;
+    std::uint64_t lease_id = 0;        // the last lease the master handed out for it
     clock_type::time_point leased_at{};
-    channel_report report;
+    channel_report report;             // the newest report (reports older than it are ignored)
   };
   struct worker {
     std::string host;

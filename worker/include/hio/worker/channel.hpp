@@ -40,6 +40,7 @@ struct channel_status {
   bool busy = false;             // a session is active
   bool draining = false;         // new sessions are refused
   std::uint64_t lease_id = 0;    // the last lease accepted (0: none yet)
+  std::uint64_t refused_lease_id = 0;  // the highest lease refused because another session was active
   std::uint64_t processed = 0;   // tuples acknowledged, stored or failed
   std::uint64_t failed = 0;      // ... of which processing failed
   std::uint64_t bytes = 0;       // payload bytes of the acknowledged tuples
@@ -94,6 +95,7 @@ class channel_handler final : public tuple_handler {
   std::atomic<bool> busy_{false};
   std::atomic<bool> draining_{false};
   std::atomic<std::uint64_t> last_lease_{0};
+  std::atomic<std::uint64_t> refused_lease_{0};
   bool accepted_any_ = false;           // channel thread only
   std::uint64_t active_lease_ = 0;      // channel thread only
   std::vector<feature_record> pending_; // channel thread only: processed since the last flush
