@@ -12,7 +12,6 @@ int main(int argc, char** argv) {
   o.source_token = hio::env_or("HIO_SOURCE_TOKEN");
   std::string port_file, log_level = "info", data_dir = o.data_dir.string();
   std::uint64_t queue_memory_mib = o.queue_memory_bytes >> 20, queue_max_gib = o.queue_max_bytes >> 30;
-  std::uint64_t max_tuple_mib = o.max_tuple_bytes >> 20;
   int lease_ttl = static_cast<int>(o.lease_ttl.count()), worker_timeout_ms = static_cast<int>(o.worker_timeout.count());
 
   CLI::App app{"hio-master: hands out leases to sources, queues overflow, tracks workers"};
@@ -26,7 +25,7 @@ int main(int argc, char** argv) {
   app.add_option("--source-token", o.source_token, "Token sources must present (default: $HIO_SOURCE_TOKEN; none)");
   app.add_option("--lease-ttl-s", lease_ttl, "Seconds a lease's connection may take to start")->capture_default_str();
   app.add_option("--max-session-tuples", o.max_session_tuples, "Most tuple ids per lease")->capture_default_str();
-  app.add_option("--max-tuple-mib", max_tuple_mib, "Largest tuple accepted, MiB")->capture_default_str();
+  app.add_option("--max-tuple-bytes", o.max_tuple_bytes, "Largest tuple accepted, bytes")->capture_default_str();
   app.add_option("--queue-memory-mib", queue_memory_mib, "Queued bytes kept in memory, MiB")->capture_default_str();
   app.add_option("--queue-max-gib", queue_max_gib, "Queue size past which leases get 503, GiB")->capture_default_str();
   app.add_option("--worker-timeout-ms", worker_timeout_ms, "Silence after which a worker is removed")->capture_default_str();
@@ -40,7 +39,6 @@ int main(int argc, char** argv) {
   o.data_dir = data_dir;
   o.queue_memory_bytes = queue_memory_mib << 20;
   o.queue_max_bytes = queue_max_gib << 30;
-  o.max_tuple_bytes = max_tuple_mib << 20;
   o.lease_ttl = std::chrono::seconds(lease_ttl);
   o.worker_timeout = std::chrono::milliseconds(worker_timeout_ms);
 

@@ -220,7 +220,7 @@ int up(const up_options& o) {
     out << cluster.dump(2) << "\n";
   }
   std::cout << "hio is up\n"
-            << "  master      " << master_url << "   (dashboard, /v1/status, /metrics)\n"
+            << "  master      " << master_url << "   (/v1/status, /metrics)\n"
             << "  repository  " << repo_url << "\n"
             << "  workers     " << workers.size() << " with " << channels << " channels in all, processor "
             << o.processor << "\n"

@@ -59,7 +59,7 @@ def lease(c):
 
 def test_bad_input_gets_clear_errors_and_the_cluster_carries_on():
     c = Cluster(workers=1, channels=2, processor="noop",
-                master_args=["--source-token", SOURCE_TOKEN, "--max-tuple-mib", str(MAX_TUPLE >> 20)],
+                master_args=["--source-token", SOURCE_TOKEN, "--max-tuple-bytes", str(MAX_TUPLE)],
                 worker_args=["--max-tuple-bytes", str(MAX_TUPLE)])
     try:
         tmp = tempfile.mkdtemp()
