@@ -49,7 +49,7 @@ def main():
     os.environ["HIO_BIN"] = os.path.abspath(args.bin)
     import cluster  # after HIO_BIN is set
 
-    big = 20 if args.quick else 300
+    big = 20 if args.quick else 1000
     small = 5000 if args.quick else 200000
     leases = 2000 if args.quick else 50000
 
