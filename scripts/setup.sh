@@ -11,7 +11,7 @@ packages=(
   doctest-dev nlohmann-json3-dev libcli11-dev
   libsqlite3-dev libxxhash-dev xxhash
   libfftw3-dev
-  iperf3 python3 python3-numpy
+  iperf3 wrk python3 python3-numpy
   procps iproute2
 )
 
