@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -69,12 +70,13 @@ int stream(const stream_options& o) {
                  human_bytes(secs > 0 ? static_cast<double>(bytes_done.load()) / secs : 0).c_str(),
                  tty && !last ? "" : "\n");
   };
-  std::atomic<bool> finished{false};
+  bool finished = false;
+  std::mutex paint_mutex;
+  std::condition_variable paint_cv;
   std::thread painter([&] {
-    while (!finished) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 200 : 2000));
-      if (!finished) draw(false);
-    }
+    std::unique_lock lock(paint_mutex);
+    while (!paint_cv.wait_for(lock, std::chrono::milliseconds(tty ? 200 : 2000), [&] { return finished; }))
+      draw(false);
   });
 
   for (std::size_t i = 0; i < n; ++i) {
@@ -123,7 +125,11 @@ int stream(const stream_options& o) {
     if (!sent) fail(sent.error().message);
   }
   auto flushed = client.flush();
-  finished = true;
+  {
+    std::lock_guard lock(paint_mutex);
+    finished = true;
+  }
+  paint_cv.notify_all();
   painter.join();
   draw(true);
   maps.clear();
