@@ -2,6 +2,8 @@
 #include <hio/common/http.hpp>
 #include <hio/common/log.hpp>
 
+#include "detail_listen.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -206,18 +208,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
 result<std::unique_ptr<server>> server::start(asio::io_context& io, server_options options, handler h) {
   auto p = std::make_shared<impl>(io, std::move(options), std::move(h));
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(p->options_.host, ec);
-  if (ec) return make_error(0, "invalid listen address '" + p->options_.host + "'");
-  tcp::endpoint ep(address, p->options_.port);
-  p->acceptor_.open(ep.protocol(), ec);
-  if (!ec) p->acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) p->acceptor_.bind(ep, ec);
-  if (!ec) p->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return make_error(0, "cannot listen on " + p->options_.host + ":" + std::to_string(p->options_.port) + ": " +
-                             ec.message());
-  p->port_ = p->acceptor_.local_endpoint().port();
+  auto port = detail::listen(p->acceptor_, p->options_.host, p->options_.port);
+  if (!port) return port.error();
+  p->port_ = *port;
   asio::co_spawn(io, p->accept_loop(), asio::detached);
   return std::unique_ptr<server>(new server(std::move(p)));
 }
