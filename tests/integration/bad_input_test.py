@@ -159,6 +159,7 @@ def test_bad_input_gets_clear_errors_and_the_cluster_carries_on():
 
         out = good.communicate(timeout=300)[0]
         assert good.returncode == 0, f"the concurrent good stream failed:\n{out}\n{c.logs()}"
+        c.wait_drained()
         records = c.records()
         problems = check_exactly_once(records, files)
         assert not problems, "\n".join(problems[:10])

@@ -139,6 +139,10 @@ class Cluster:
     def wait_workers(self, n, timeout=30):
         wait_for(lambda: len(self.status()["workers"]) == n, timeout, f"{n} workers to register")
 
+    def wait_drained(self, timeout=120):
+        """Tuples acknowledged as QUEUED are the master's until a channel stores them: wait for that."""
+        wait_for(lambda: self.status()["queue"]["length"] == 0, timeout, "the overflow queue to drain")
+
     def records(self):
         """Every stored record, from the repository's JSON lines."""
         out, after = [], 0

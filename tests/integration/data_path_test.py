@@ -21,6 +21,7 @@ def test_four_sources_through_two_workers_with_the_queue_in_use():
             outs = [p.communicate(timeout=900)[0] for p in procs]
             for p, out in zip(procs, outs):
                 assert p.returncode == 0, f"hio stream failed:\n{out}\n{c.logs()}"
+            c.wait_drained()
             expected = {k: v for g in groups for k, v in g.items()}
             records = c.records()
             problems = check_exactly_once(records, expected)

@@ -24,7 +24,7 @@ def test_a_master_restarted_with_a_full_queue_loses_nothing():
             outs = [p.communicate(timeout=600)[0] for p in procs]
             for p, out in zip(procs, outs):
                 assert p.returncode == 0, f"hio stream failed:\n{out}\n{c.logs()}"
-            wait_for(lambda: c.status()["queue"]["length"] == 0, 120, "the queue to drain")
+            c.wait_drained()
             expected = {k: v for g in groups for k, v in g.items()}
             problems = check_exactly_once(c.records(), expected)
             assert not problems, "\n".join(problems[:20]) + "\n" + c.logs()

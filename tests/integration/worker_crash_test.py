@@ -25,6 +25,7 @@ def test_a_worker_killed_mid_stream_loses_nothing():
             outs = [p.communicate(timeout=600)[0] for p in procs]
             for p, out in zip(procs, outs):
                 assert p.returncode == 0, f"hio stream failed:\n{out}\n{c.logs()}"
+            c.wait_drained()
             expected = {k: v for g in groups for k, v in g.items()}
             problems = check_exactly_once(c.records(), expected)
             assert not problems, "\n".join(problems[:20])
