@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--processor", up.processor, "noop, checksum, sleep:MS, busy:MS")->capture_default_str();
   up_cmd->add_option("--secret", up.secret, "Cluster secret (default: $HIO_SECRET, else generated)");
   up_cmd->add_option("--log-level", up.log_level, "Log level of the processes")->capture_default_str();
+  up_cmd->add_flag("--autoscale", up.autoscale, "Let the master start and stop workers with the load");
+  up_cmd->add_option("--min-workers", up.min_workers, "With --autoscale: fewest workers")->capture_default_str();
+  up_cmd->add_option("--max-workers", up.max_workers, "With --autoscale: most workers")->capture_default_str();
 
   hio::cli::status_options st;
   auto* st_cmd = app.add_subcommand("status", "Workers, channels, queue and counters of a running cluster");

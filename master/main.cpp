@@ -5,6 +5,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <filesystem>
+
 int main(int argc, char** argv) {
   hio::block_stop_signals();
   hio::master::options o;
@@ -33,7 +36,42 @@ int main(int argc, char** argv) {
   app.add_option("--http-threads", o.http_threads, "Threads serving REST")->capture_default_str();
   app.add_option("--port-file", port_file, "Write the REST port here once listening");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  int target_delay_ms = static_cast<int>(o.scaling.target_delay.count());
+  int out_cooldown_ms = static_cast<int>(o.scaling.scale_out_cooldown.count());
+  int in_cooldown_ms = static_cast<int>(o.scaling.scale_in_cooldown.count());
+  int interval_ms = static_cast<int>(o.scaling_interval.count());
+  auto* scaling = app.add_option_group("Scaling", "The master starts and stops workers with the load");
+  scaling->add_flag("--autoscale", o.autoscale, "Scale workers with the load");
+  scaling->add_option("--provisioner", o.provisioner, "local, or command:<scale-out script>|<scale-in script>")
+      ->capture_default_str();
+  scaling->add_option("--min-workers", o.scaling.min_workers, "Fewest workers")->capture_default_str();
+  scaling->add_option("--max-workers", o.scaling.max_workers, "Most workers")->capture_default_str();
+  scaling->add_flag("--scale-to-zero", o.scaling.scale_to_zero, "Stop every worker when there is no load");
+  scaling->add_option("--target-delay-ms", target_delay_ms, "A queued tuple should wait at most this")->capture_default_str();
+  scaling->add_option("--scale-out-cooldown-ms", out_cooldown_ms, "Between scale-outs")->capture_default_str();
+  scaling->add_option("--scale-in-cooldown-ms", in_cooldown_ms, "Spare capacity must last this long")->capture_default_str();
+  scaling->add_option("--scaling-interval-ms", interval_ms, "How often the policy decides")->capture_default_str();
+  scaling->add_option("--repository", o.workers.repository_url, "Repository URL for the workers the master starts");
+  scaling->add_option("--worker-bin", o.workers.worker_bin, "hio-worker to start (default: beside hio-master)");
+  scaling->add_option("--worker-channels", o.workers.channels, "Channels per started worker (0: one per core)");
+  scaling->add_option("--worker-processor", o.workers.processor, "Processor of started workers")->capture_default_str();
+  scaling->add_option("--worker-log-dir", o.workers.log_dir, "Where started workers log (default: the master's stderr)");
+
   CLI11_PARSE(app, argc, argv);
+  o.scaling.target_delay = std::chrono::milliseconds(target_delay_ms);
+  o.scaling.scale_out_cooldown = std::chrono::milliseconds(out_cooldown_ms);
+  o.scaling.scale_in_cooldown = std::chrono::milliseconds(in_cooldown_ms);
+  o.scaling_interval = std::chrono::milliseconds(interval_ms);
+  o.scaling.channels_per_worker = o.workers.channels > 0 ? o.workers.channels : 2;
+  if (o.workers.worker_bin.empty()) {
+    std::error_code ec;
+    o.workers.worker_bin = (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "hio-worker").string();
+  }
+  o.workers.host = o.advertise_host.empty() ? o.host : o.advertise_host;
+  if (o.autoscale && o.workers.repository_url.empty()) {
+    std::fprintf(stderr, "--autoscale needs --repository URL for the workers it starts\n");
+    return 2;
+  }
 
   hio::init_logging("master", log_level);
   o.data_dir = data_dir;

@@ -169,6 +169,14 @@ int up(const up_options& o) {
     stop_children({&repo}, 5s);
     return 1;
   }
+  if (o.autoscale) {
+    // The master starts the workers itself; `hio up` starts none of its own.
+    for (const std::string& a : std::vector<std::string>{"--autoscale", "--repository", "http://" + host + ":" + repo_port, "--min-workers",
+                          std::to_string(o.min_workers), "--max-workers", std::to_string(o.max_workers),
+                          "--worker-channels", std::to_string(o.channels), "--worker-processor", o.processor,
+                          "--worker-log-dir", logs.string()})
+      master.argv.push_back(a);
+  }
   if (!spawn(master)) return 1;
   const std::string master_port = wait_port(master, run / "master.port", 30s);
   if (master_port.empty()) {
@@ -179,7 +187,8 @@ int up(const up_options& o) {
   const std::string master_url = "http://" + host + ":" + master_port;
   const std::string repo_url = "http://" + host + ":" + repo_port;
 
-  std::vector<child> workers(static_cast<std::size_t>(std::max(0, o.workers)));
+  std::vector<child> workers(o.autoscale ? 0 : static_cast<std::size_t>(std::max(0, o.workers)));
+  const std::size_t expected_workers = o.autoscale ? static_cast<std::size_t>(std::max(0, o.min_workers)) : workers.size();
   for (std::size_t i = 0; i < workers.size(); ++i) {
     auto& w = workers[i];
     w.name = "w" + std::to_string(i + 1);
@@ -201,7 +210,7 @@ int up(const up_options& o) {
     auto r = mc.get("/v1/status");
     if (r && r->status == 200) {
       auto s = nlohmann::json::parse(r->body, nullptr, false);
-      if (!s.is_discarded() && s["workers"].size() >= workers.size()) {
+      if (!s.is_discarded() && s["workers"].size() >= expected_workers) {
         channels = s["channels"].value("total", 0u);
         break;
       }
@@ -222,8 +231,10 @@ int up(const up_options& o) {
   std::cout << "hio is up\n"
             << "  master      " << master_url << "   (/v1/status, /metrics)\n"
             << "  repository  " << repo_url << "\n"
-            << "  workers     " << workers.size() << " with " << channels << " channels in all, processor "
-            << o.processor << "\n"
+            << "  workers     " << expected_workers << " with " << channels << " channels in all, processor "
+            << o.processor << (o.autoscale ? " (autoscaling " + std::to_string(o.min_workers) + ".." +
+                                                 std::to_string(o.max_workers) + ")"
+                                           : std::string()) << "\n"
             << "  logs        " << logs.string() << "\n"
             << "Stream files with:  hio stream --master " << master_url << " FILE...\n"
             << "Stop with Ctrl-C." << std::endl;

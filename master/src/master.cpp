@@ -89,7 +89,15 @@ struct master::impl {
   std::unique_ptr<http::server> http_server;
   std::unique_ptr<receiver> queue_rx;
   std::vector<std::thread> threads;
+  std::thread scaling_thread;
   clock_type::time_point started = clock_type::now();
+
+  // Scaling (only with opt.autoscale).
+  std::unique_ptr<provisioner> prov;
+  std::unique_ptr<autoscaler> scaler;
+  std::map<std::string, clock_type::time_point> pending_workers;  // started, not registered yet
+  std::deque<json> scaling_log;                                   // recent decisions that acted
+  scale_decision last_decision;
 
   std::atomic<std::uint64_t> leases{0}, channel_leases{0}, queue_leases{0}, tuples_leased{0}, refusals{0},
       dispatched{0}, dispatch_failures{0}, bad_requests{0};
@@ -349,7 +357,92 @@ struct master::impl {
           {"processed", t.processed}, {"failed", t.failed}, {"bytes", t.bytes}, {"channel_restarts", t.restarts},
           {"bad_requests", bad_requests.load()}}},
         {"rates", {{"tuples_per_s", tps}, {"bytes_per_s", bps}}},
+        {"scaling", scaling_status()},
     };
+  }
+
+  // Called with `mutex` held.
+  json scaling_status() const {
+    if (!opt.autoscale) return {{"enabled", false}};
+    return {{"enabled", true},
+            {"provisioner", prov ? prov->name() : ""},
+            {"min_workers", opt.scaling.min_workers},
+            {"max_workers", opt.scaling.max_workers},
+            {"pending_workers", pending_workers.size()},
+            {"phase", last_decision.phase},
+            {"reason", last_decision.reason},
+            {"decisions", json(std::vector<json>(scaling_log.begin(), scaling_log.end()))}};
+  }
+
+  void scaling_loop() {
+    for (;;) {
+      {
+        std::unique_lock lock(mutex);
+        if (dispatch_cv.wait_for(lock, opt.scaling_interval, [&] { return stopping; })) return;
+      }
+      scale_once();
+    }
+  }
+
+  void scale_once() {
+    const auto now = clock_type::now();
+    for (const auto& id : prov->poll())
+      spdlog::warn("scaling: worker {} exited without being asked to", id);
+    load_sample sample;
+    std::string victim;
+    {
+      std::lock_guard lock(mutex);
+      std::size_t best_free = 0;
+      for (const auto& w : cm.workers()) {
+        pending_workers.erase(w.id);
+        if (w.draining) continue;
+        ++sample.workers;
+        std::size_t free = 0;
+        for (const auto& c : w.channels) free += c.state == channel_state::free;
+        sample.channels += w.channels.size();
+        sample.free_channels += free;
+        if (w.id.starts_with("auto-") && free >= best_free) {
+          best_free = free;
+          victim = w.id;
+        }
+      }
+      std::erase_if(pending_workers, [&](const auto& kv) { return now - kv.second > 60s; });
+      sample.pending_workers = pending_workers.size();
+      sample.at = now;
+      sample.queue_length = queue->stats().length;
+      sample.processed = cm.total().processed;
+    }
+    auto d = scaler->decide(sample);
+    std::string acted;
+    if (d.action == scale_action::scale_out) {
+      auto ids = prov->start_workers(d.workers);
+      if (!ids) {
+        acted = "failed: " + ids.error().message;
+      } else {
+        std::lock_guard lock(mutex);
+        for (const auto& id : *ids) pending_workers[id] = now;
+        acted = "started " + std::to_string(ids->size());
+      }
+    } else if (d.action == scale_action::scale_in) {
+      if (victim.empty()) {
+        acted = "no worker this master started is left to stop";
+      } else {
+        {
+          std::lock_guard lock(mutex);
+          cm.set_draining(victim);
+        }
+        auto r = prov->stop_worker(victim);
+        acted = r ? "draining " + victim : "failed: " + r.error().message;
+      }
+    }
+    std::lock_guard lock(mutex);
+    last_decision = d;
+    if (d.action != scale_action::hold) {
+      spdlog::info("scaling: {} ({})", d.reason, acted);
+      scaling_log.push_back({{"at_unix_ms", unix_ms()}, {"phase", d.phase}, {"action", to_string(d.action)},
+                             {"workers", d.workers}, {"reason", d.reason}, {"result", acted}});
+      while (scaling_log.size() > 50) scaling_log.pop_front();
+    }
   }
 
   std::string metrics() {
@@ -505,6 +598,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   if (!q) return q.error();
   p->queue = std::move(*q);
   p->qhandler = std::make_unique<queue_handler>(*p->queue);
+
   p->qhandler->on_queued = [raw = p.get()] { raw->dispatch_cv.notify_all(); };
 
   receiver_options ro;
@@ -523,6 +617,14 @@ result<std::unique_ptr<master>> master::start(options o) {
   auto srv = http::server::start(p->http_io, so, [raw = p.get()](const http::request& r) { return raw->handle(r); });
   if (!srv) return srv.error();
   p->http_server = std::move(*srv);
+  if (p->opt.autoscale) {
+    if (p->opt.workers.master_url.empty())
+      p->opt.workers.master_url = "http://" + p->data_host() + ":" + std::to_string(p->http_server->port());
+    auto prov = make_provisioner(p->opt.provisioner, p->opt.workers);
+    if (!prov) return prov.error();
+    p->prov = std::move(*prov);
+    p->scaler = std::make_unique<autoscaler>(p->opt.scaling);
+  }
 
   auto* raw = p.get();
   for (int i = 0; i < std::max(1, raw->opt.http_threads); ++i)
@@ -531,6 +633,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   for (std::size_t i = 0; i < std::max<std::size_t>(1, raw->opt.dispatch_threads); ++i)
     raw->threads.emplace_back([raw] { raw->dispatch_loop(); });
   raw->threads.emplace_back([raw] { raw->maintenance_loop(); });
+  if (raw->opt.autoscale) raw->scaling_thread = std::thread([raw] { raw->scaling_loop(); });
   return std::unique_ptr<master>(new master(std::move(p)));
 }
 
@@ -549,6 +652,8 @@ void master::stop() {
     d.stopping = true;
   }
   d.dispatch_cv.notify_all();
+  if (d.scaling_thread.joinable()) d.scaling_thread.join();
+  d.prov.reset();  // local workers drain and exit while the master still answers them
   d.http_server->stop();
   d.queue_rx->stop();
   d.http_io.stop();

@@ -81,7 +81,7 @@ def wait_for(predicate, timeout, what):
 
 
 class Cluster:
-    def __init__(self, workers=2, channels=2, processor="noop", master_args=(), worker_args=()):
+    def __init__(self, workers=2, channels=2, processor="noop", master_args=(), worker_args=(), wait=True):
         self.dir = tempfile.mkdtemp(prefix="hio-it-")
         self.env = dict(os.environ, HIO_SECRET=SECRET)
         self.master_args = list(master_args)
@@ -93,7 +93,8 @@ class Cluster:
         self.master_port = None
         self.master = self._start_master()
         self.workers = [self.add_worker(f"w{i + 1}", channels, processor) for i in range(workers)]
-        self.wait_workers(workers)
+        if wait:
+            self.wait_workers(workers)
 
     def _server(self, name, argv):
         port_file = os.path.join(self.dir, f"{name}.port")
@@ -111,8 +112,9 @@ class Cluster:
 
     def _start_master(self):
         port = ["--port", str(self.master_port)] if self.master_port else ["--port", "0"]
+        args = [a.replace("{repository}", self.repository_url).replace("{dir}", self.dir) for a in self.master_args]
         m = self._server("master", [os.path.join(BIN, "hio-master"), "--data-dir", os.path.join(self.dir, "master"),
-                                    *port, *self.master_args])
+                                    *port, *args])
         self.master_port = self._port("master")
         self.master_url = f"http://127.0.0.1:{self.master_port}"
         return m

@@ -16,6 +16,8 @@ struct up_options {
   std::string processor = "noop";       // the channels' processor
   std::string secret;                   // cluster secret (generated when empty)
   std::string log_level = "info";
+  bool autoscale = false;               // the master starts and stops workers (local provisioner)
+  int min_workers = 1, max_workers = 4;
 };
 int up(const up_options& o);
 

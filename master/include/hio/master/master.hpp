@@ -4,6 +4,8 @@
 
 #include <hio/common/error.hpp>
 #include <hio/common/http.hpp>
+#include <hio/master/autoscaler.hpp>
+#include <hio/master/provisioner.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +33,12 @@ struct options {
   std::size_t dispatch_batch_tuples = 64;         // tuples per queue → channel session
   std::uint64_t dispatch_batch_bytes = 256ull << 20;
   int http_threads = 2;
+
+  bool autoscale = false;                         // the master starts and stops workers itself
+  std::string provisioner = "local";              // local | command:<out script>|<in script>
+  autoscaler::options scaling;                    // the policy's bounds and cool-downs
+  std::chrono::milliseconds scaling_interval{2000};  // how often the policy decides
+  worker_template workers;                        // what a new worker runs with
 };
 
 class master {

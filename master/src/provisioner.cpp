@@ -1,0 +1,175 @@
+#include <hio/common/log.hpp>
+#include <hio/master/provisioner.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+
+extern char** environ;
+
+namespace hio::master {
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log, const std::vector<std::string>& extra_env) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!log.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  }
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
+  env_store.insert(env_store.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp, args;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_store = argv;
+  for (auto& a : argv_store) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc == 0 ? pid : -1;
+}
+
+std::string prefix() {
+  char host[128] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string("auto-") + host + "-" + std::to_string(::getpid()) + "-";
+}
+
+// Spawns hio-worker processes; stops them with SIGTERM (they drain, deregister and exit).
+class local_provisioner : public provisioner {
+ public:
+  explicit local_provisioner(worker_template t) : t_(std::move(t)), prefix_(prefix()) {}
+  ~local_provisioner() override {
+    for (auto& [id, pid] : pids_) ::kill(pid, SIGTERM);
+    for (auto& [id, pid] : pids_) ::waitpid(pid, nullptr, 0);
+  }
+  std::string name() const override { return "local"; }
+
+  result<std::vector<std::string>> start_workers(int n) override {
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      const std::string id = prefix_ + std::to_string(++counter_);
+      std::vector<std::string> argv = {t_.worker_bin, "--master", t_.master_url, "--repository", t_.repository_url,
+                                       "--name", id, "--host", t_.host, "--channels", std::to_string(t_.channels),
+                                       "--processor", t_.processor};
+      const pid_t pid = spawn(argv, t_.log_dir.empty() ? "" : t_.log_dir + "/" + id + ".log", {});
+      if (pid < 0) {
+        if (ids.empty()) return make_error(0, "cannot start " + t_.worker_bin + ": " + std::strerror(errno));
+        break;
+      }
+      pids_[id] = pid;
+      ids.push_back(id);
+    }
+    return ids;
+  }
+
+  result<void> stop_worker(const std::string& id) override {
+    auto it = pids_.find(id);
+    if (it == pids_.end()) return make_error(0, "worker " + id + " was not started here");
+    ::kill(it->second, SIGTERM);
+    stopping_[id] = it->second;
+    pids_.erase(it);
+    return {};
+  }
+
+  std::vector<std::string> poll() override {
+    std::vector<std::string> died;
+    for (auto it = pids_.begin(); it != pids_.end();) {
+      if (::waitpid(it->second, nullptr, WNOHANG) == it->second) {
+        died.push_back(it->first);
+        it = pids_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = stopping_.begin(); it != stopping_.end();)
+      it = ::waitpid(it->second, nullptr, WNOHANG) == it->second ? stopping_.erase(it) : std::next(it);
+    return died;
+  }
+
+ private:
+  worker_template t_;
+  std::string prefix_;
+  int counter_ = 0;
+  std::map<std::string, pid_t> pids_, stopping_;
+};
+
+// Runs the user's scripts: `<out> <n>` prints the ids of the workers it starts (one per line, or
+// nothing: then ids are not tracked); `<in> <worker id>` stops one.
+class command_provisioner : public provisioner {
+ public:
+  command_provisioner(std::string out, std::string in, worker_template t)
+      : out_(std::move(out)), in_(std::move(in)), t_(std::move(t)) {}
+  std::string name() const override { return "command"; }
+
+  result<std::vector<std::string>> start_workers(int n) override {
+    auto out = run(out_ + " " + std::to_string(n));
+    if (!out) return out.error();
+    std::vector<std::string> ids;
+    std::size_t start = 0;
+    while (start < out->size()) {
+      auto end = out->find('\n', start);
+      if (end == std::string::npos) end = out->size();
+      if (end > start) ids.push_back(out->substr(start, end - start));
+      start = end + 1;
+    }
+    return ids;
+  }
+
+  result<void> stop_worker(const std::string& id) override {
+    auto out = run(in_ + " '" + id + "'");
+    if (!out) return out.error();
+    return {};
+  }
+
+ private:
+  result<std::string> run(const std::string& cmd) {
+    const std::string env = "HIO_MASTER='" + t_.master_url + "' HIO_REPOSITORY='" + t_.repository_url +
+                            "' HIO_PROCESSOR='" + t_.processor + "' HIO_CHANNELS=" + std::to_string(t_.channels) +
+                            " HIO_WORKER_BIN='" + t_.worker_bin + "' ";
+    FILE* p = ::popen((env + cmd).c_str(), "r");
+    if (!p) return make_error(0, "cannot run '" + cmd + "'");
+    std::string out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int status = ::pclose(p);
+    if (status != 0) return make_error(0, "'" + cmd + "' failed with status " + std::to_string(status));
+    return out;
+  }
+
+  std::string out_, in_;
+  worker_template t_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<provisioner>> make_provisioner(const std::string& kind, worker_template t) {
+  if (kind == "local") return std::unique_ptr<provisioner>(new local_provisioner(std::move(t)));
+  if (kind.starts_with("command:")) {
+    const std::string rest = kind.substr(8);
+    const auto bar = rest.find('|');
+    if (bar == std::string::npos)
+      return make_error(0, "command provisioner: use command:<scale-out script>|<scale-in script>");
+    return std::unique_ptr<provisioner>(new command_provisioner(rest.substr(0, bar), rest.substr(bar + 1), std::move(t)));
+  }
+  return make_error(0, "unknown provisioner '" + kind + "' (local, command:OUT|IN)");
+}
+
+}  // namespace hio::master
