@@ -1,0 +1,64 @@
+#pragma once
+// The feature set of one realization [S][T][V] (species, timepoints, voxels), defined with formulas in
+// docs/features.md, and its CPU reference implementation (float64 accumulation, FFTW).
+
+#include <hio/features/npy.hpp>
+#include <hio/features/result.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hio::features {
+
+struct options {
+  std::vector<std::string> species_names;  // names used instead of s0, s1, ...: none, or one per species
+  bool spectral = true;                    // add the 4 spectral features per species (off: the study's set)
+};
+
+// Features per species and per pair of species: 27 + 5 per pair is the HarmonicIO/URDME study's set
+// (59 for two species); `spectral` adds 4 per species.
+constexpr std::size_t core_features_per_species = 27;
+constexpr std::size_t spectral_features_per_species = 4;
+constexpr std::size_t features_per_pair = 5;
+std::size_t feature_count(std::size_t species, bool spectral) noexcept;
+
+// Stable names in output order: for each species its features ("s0.mean_sm", ..., "s0.spec.period_mean"),
+// then each pair s < u ("s0_s1.corr_sm", ...). Error (invalid_argument) when species_names is neither
+// empty nor one non-empty name per species, or a name holds '.', whitespace or a duplicate.
+result<std::vector<std::string>> feature_names(std::size_t species, const options& o);
+
+struct realization_features {
+  std::shared_ptr<const std::vector<std::string>> names;  // shared by every realization of one call
+  std::vector<double> values;                             // values[i] is the feature names->at(i)
+};
+
+struct extractor_options {
+  bool measure_plans = false;  // plan FFTs with FFTW_MEASURE (slower first call per T) instead of FFTW_ESTIMATE
+};
+
+// CPU reference extractor. It caches FFTW plans per series length and scratch buffers sized to the
+// largest array seen, so reuse one extractor per thread (e.g. one per worker channel). Not thread-safe:
+// one extract() at a time per object; different objects may run in parallel (FFTW planning is guarded
+// by a process-wide mutex).
+class extractor {
+ public:
+  explicit extractor(extractor_options o = {});
+  ~extractor();
+  extractor(extractor&&) noexcept;
+  extractor& operator=(extractor&&) noexcept;
+
+  // One feature vector per realization of `a`, in order. Errors: invalid_argument (species names),
+  // non_finite_input (NaN/Inf in the array, or sums that overflow). Never returns NaN or Inf values.
+  result<std::vector<realization_features>> extract(const npy_array& a, const options& o = {});
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+// Convenience: a throwaway extractor (plans FFTs on every call).
+result<std::vector<realization_features>> extract(const npy_array& a, const options& o = {});
+
+}  // namespace hio::features

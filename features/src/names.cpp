@@ -1,0 +1,59 @@
+#include <hio/features/features.hpp>
+
+#include "detail/layout.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace hio::features {
+
+std::size_t feature_count(std::size_t species, bool spectral) noexcept {
+  return detail::layout{species, spectral}.total();
+}
+
+result<std::vector<std::string>> feature_names(std::size_t species, const options& o) {
+  std::vector<std::string> prefix;
+  if (o.species_names.empty()) {
+    for (std::size_t s = 0; s < species; ++s) prefix.push_back("s" + std::to_string(s));
+  } else {
+    if (o.species_names.size() != species)
+      return make_error(errc::invalid_argument, std::to_string(o.species_names.size()) + " species names given for " +
+                                                    std::to_string(species) + " species");
+    for (const auto& name : o.species_names) {
+      const bool bad_char = std::any_of(name.begin(), name.end(), [](char c) {
+        return c == '.' || std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c));
+      });
+      if (name.empty() || bad_char)
+        return make_error(errc::invalid_argument, "species name '" + name + "' must be non-empty, without '.' or whitespace");
+      if (std::count(o.species_names.begin(), o.species_names.end(), name) > 1)
+        return make_error(errc::invalid_argument, "species name '" + name + "' appears twice");
+      prefix.push_back(name);
+    }
+  }
+
+  static constexpr const char* head[] = {"mean_sm",   "burstiness_sm", "burstiness_smt", "skew_sm",     "cv_sm",
+                                         "cv_smt",    "acf_norm_sm",   "fft_norm_sm",    "fft_norm_smt"};
+  static constexpr const char* stats[] = {"burstiness", "skew", "cv"};
+  static constexpr const char* summaries[] = {"norm", "mean", "var"};
+  static constexpr const char* spectral[] = {"spec.period_mean", "spec.period_std", "spec.share_mean",
+                                             "spec.peaked_fraction"};
+  static constexpr const char* pair[] = {"corr_sm", "per_timepoint.corr_norm", "per_timepoint.corr_var",
+                                         "per_voxel.corr_norm", "per_voxel.corr_var"};
+  std::vector<std::string> names;
+  names.reserve(feature_count(species, o.spectral));
+  for (std::size_t s = 0; s < species; ++s) {
+    const std::string p = prefix[s] + ".";
+    for (const char* h : head) names.push_back(p + h);
+    for (const char* list : {"per_timepoint.", "per_voxel."})
+      for (const char* stat : stats)
+        for (const char* summary : summaries) names.push_back(p + list + stat + "_" + summary);
+    if (o.spectral)
+      for (const char* f : spectral) names.push_back(p + f);
+  }
+  for (std::size_t s = 0; s < species; ++s)
+    for (std::size_t u = s + 1; u < species; ++u)
+      for (const char* f : pair) names.push_back(prefix[s] + "_" + prefix[u] + "." + f);
+  return names;
+}
+
+}  // namespace hio::features
