@@ -40,7 +40,18 @@ int main(int argc, char** argv) {
   app.add_option("--name", o.worker_id, "worker id (default: <hostname>-<pid>)");
   app.add_option("--host", o.host, "address the channels listen on and advertise")->capture_default_str();
   app.add_option("--channels", o.channels, "number of channels; 0: one per core")->capture_default_str();
-  app.add_option("--processor", o.processor, "noop | checksum | sleep:MS | busy:MS")->capture_default_str();
+  app.add_option("--processor", o.processor,
+                 "noop | checksum | sleep:MS | busy:MS | plugin:PATH | exec:COMMAND (see docs/processors.md)")
+      ->capture_default_str();
+  std::uint32_t process_timeout_ms = static_cast<std::uint32_t>(o.process_timeout.count());
+  app.add_option("--process-timeout-ms", process_timeout_ms,
+                 "plugin/exec: deadline for one tuple; a processor past it is killed and restarted")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400000u));
+  app.add_option("--process-retries", o.process_retries,
+                 "plugin/exec: more attempts for a tuple after a crash, a timeout or garbage; then it fails")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 100u));
   app.add_option("--max-tuple-bytes", o.max_tuple_bytes, "largest tuple accepted")->capture_default_str();
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval")->capture_default_str()->check(
       CLI::Range(10u, 600000u));
@@ -52,6 +63,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   o.drain_timeout = std::chrono::seconds(drain_timeout_s);
+  o.process_timeout = std::chrono::milliseconds(process_timeout_ms);
 
   hio::init_logging("worker", log_level);
   for (const auto* url : {&o.master_url, &o.repository_url}) {

@@ -164,6 +164,7 @@ channel_status channel_handler::status() const noexcept {
   s.bytes = bytes_.load();
   s.sessions = sessions_.load();
   s.restarts = restarts_.load();
+  s.processor_restarts = processor_->restarts();
   return s;
 }
 

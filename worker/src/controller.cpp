@@ -36,7 +36,12 @@ result<std::unique_ptr<controller>> controller::start(controller_options options
   c->pending_free_.resize(n);
   const auto& o = c->options_;
   for (std::size_t i = 0; i < n; ++i) {
-    auto p = make_processor(o.processor);
+    processor_options po;
+    po.process_timeout = o.process_timeout;
+    po.process_retries = o.process_retries;
+    po.worker_id = o.worker_id;
+    po.channel = static_cast<std::uint32_t>(i);
+    auto p = make_processor(o.processor, po);
     if (!p) return p.error();
     repository_sink_options so;
     so.url = o.repository_url;

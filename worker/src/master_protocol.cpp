@@ -28,7 +28,8 @@ std::string heartbeat_body(bool draining, const std::vector<channel_status>& cha
                     {"processed", c.processed},
                     {"failed", c.failed},
                     {"bytes", c.bytes},
-                    {"restarts", c.restarts}});
+                    {"restarts", c.restarts},
+                    {"processor_restarts", c.processor_restarts}});
   }
   return nlohmann::json{{"draining", draining}, {"channels", std::move(list)}}.dump();
 }

@@ -1,11 +1,16 @@
 #include <hio/worker/processor.hpp>
 
 #include <hio/common/hash.hpp>
+#include <hio/worker/isolated_processor.hpp>
 
-#include <array>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -89,47 +94,115 @@ result<void> no_argument(std::string_view kind, std::string_view arg, bool has_a
   return {};
 }
 
+// Where hio-plugin-host is: options.plugin_host, $HIO_PLUGIN_HOST, or beside the running executable.
+result<std::string> plugin_host_path(const processor_options& options) {
+  if (!options.plugin_host.empty()) return options.plugin_host;
+  if (const char* env = std::getenv("HIO_PLUGIN_HOST"); env != nullptr && *env != '\0') return std::string(env);
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return make_error(400, "cannot find hio-plugin-host (set HIO_PLUGIN_HOST): " + ec.message());
+  return (self.parent_path() / "hio-plugin-host").string();
+}
+
+std::string label_of(const processor_options& options) {
+  return "channel " + std::to_string(options.channel) + " processor";
+}
+
+std::vector<std::string> child_env(const processor_options& options) {
+  return {"HIO_WORKER=" + options.worker_id, "HIO_CHANNEL=" + std::to_string(options.channel)};
+}
+
+result<std::unique_ptr<processor>> make_plugin(std::string_view arg, const processor_options& options) {
+  if (arg.empty()) return make_error(400, "processor 'plugin' needs the plugin's path, e.g. plugin:/opt/libmine.so");
+  std::error_code ec;
+  const auto path = std::filesystem::absolute(std::filesystem::path(arg), ec);
+  if (ec || !std::filesystem::is_regular_file(path, ec)) {
+    return make_error(400, "processor plugin '" + std::string(arg) + "': no such file");
+  }
+  auto host = plugin_host_path(options);
+  if (!host) return host.error();
+  isolated_processor_options o;
+  const nlohmann::json config{{"plugin", path.string()}, {"worker", options.worker_id}, {"channel", options.channel}};
+  o.argv = {*host, path.string(), config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+  o.env = child_env(options);
+  o.name = "plugin:" + std::string(arg);
+  o.label = label_of(options);
+  o.timeout = options.process_timeout;
+  o.retries = options.process_retries;
+  auto p = isolated_processor::create(std::move(o));
+  if (!p) return make_error(400, "processor plugin needs hio-plugin-host: " + p.error().message);
+  return std::unique_ptr<processor>(std::move(*p));
+}
+
+result<std::unique_ptr<processor>> make_exec(std::string_view arg, const processor_options& options) {
+  isolated_processor_options o;
+  std::size_t from = 0;
+  while (from < arg.size()) {
+    const std::size_t to = std::min(arg.find_first_of(" \t", from), arg.size());
+    if (to > from) o.argv.emplace_back(arg.substr(from, to - from));
+    from = to + 1;
+  }
+  if (o.argv.empty()) return make_error(400, "processor 'exec' needs a command, e.g. exec:python3 my_processor.py");
+  o.env = child_env(options);
+  o.name = "exec:" + std::string(arg);
+  o.label = label_of(options);
+  o.timeout = options.process_timeout;
+  o.retries = options.process_retries;
+  auto p = isolated_processor::create(std::move(o));
+  if (!p) return p.error();
+  return std::unique_ptr<processor>(std::move(*p));
+}
+
+// What a kind's factory gets: the text after "<kind>:" and the options.
+struct processor_args {
+  std::string_view arg;   // "" when there was no colon
+  bool has_arg = false;   // whether there was a colon
+  const processor_options& options;
+};
+
 struct processor_kind {
   std::string_view name;
   std::string_view usage;
-  // Makes the processor from the text after "<name>:" (has_arg false when there was no colon).
-  std::function<result<std::unique_ptr<processor>>(std::string_view arg, bool has_arg)> make;
+  std::function<result<std::unique_ptr<processor>>(const processor_args&)> make;
 };
 
-const std::array<processor_kind, 4>& kinds() {
-  static const std::array<processor_kind, 4> table{{
-      {"noop", "noop", [](std::string_view arg, bool has_arg) -> result<std::unique_ptr<processor>> {
-         if (auto r = no_argument("noop", arg, has_arg); !r) return r.error();
+// The known kinds, in the order the error message lists them. A new kind is one more entry.
+const std::vector<processor_kind>& kinds() {
+  static const std::vector<processor_kind> table{
+      {"noop", "noop", [](const processor_args& a) -> result<std::unique_ptr<processor>> {
+         if (auto r = no_argument("noop", a.arg, a.has_arg); !r) return r.error();
          return std::unique_ptr<processor>(std::make_unique<noop_processor>());
        }},
-      {"checksum", "checksum", [](std::string_view arg, bool has_arg) -> result<std::unique_ptr<processor>> {
-         if (auto r = no_argument("checksum", arg, has_arg); !r) return r.error();
+      {"checksum", "checksum", [](const processor_args& a) -> result<std::unique_ptr<processor>> {
+         if (auto r = no_argument("checksum", a.arg, a.has_arg); !r) return r.error();
          return std::unique_ptr<processor>(std::make_unique<checksum_processor>());
        }},
-      {"sleep", "sleep:MS", [](std::string_view arg, bool) -> result<std::unique_ptr<processor>> {
-         auto ms = parse_ms("sleep", arg);
+      {"sleep", "sleep:MS", [](const processor_args& a) -> result<std::unique_ptr<processor>> {
+         auto ms = parse_ms("sleep", a.arg);
          if (!ms) return ms.error();
          return std::unique_ptr<processor>(std::make_unique<sleep_processor>(*ms));
        }},
-      {"busy", "busy:MS", [](std::string_view arg, bool) -> result<std::unique_ptr<processor>> {
-         auto ms = parse_ms("busy", arg);
+      {"busy", "busy:MS", [](const processor_args& a) -> result<std::unique_ptr<processor>> {
+         auto ms = parse_ms("busy", a.arg);
          if (!ms) return ms.error();
          return std::unique_ptr<processor>(std::make_unique<busy_processor>(*ms));
        }},
-  }};
+      {"plugin", "plugin:PATH", [](const processor_args& a) { return make_plugin(a.arg, a.options); }},
+      {"exec", "exec:COMMAND", [](const processor_args& a) { return make_exec(a.arg, a.options); }},
+  };
   return table;
 }
 
 }  // namespace
 
-result<std::unique_ptr<processor>> make_processor(std::string_view spec) {
+result<std::unique_ptr<processor>> make_processor(std::string_view spec, const processor_options& options) {
   const auto colon = spec.find(':');
   const bool has_arg = colon != std::string_view::npos;
   const std::string_view kind = spec.substr(0, colon);
   const std::string_view arg = has_arg ? spec.substr(colon + 1) : std::string_view{};
   std::string known;
   for (const auto& k : kinds()) {
-    if (k.name == kind) return k.make(arg, has_arg);
+    if (k.name == kind) return k.make(processor_args{arg, has_arg, options});
     if (!known.empty()) known += ", ";
     known += k.usage;
   }

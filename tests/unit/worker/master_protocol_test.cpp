@@ -25,6 +25,7 @@ TEST_CASE("the heartbeat body reports draining and each channel's state, last le
   idle.failed = 1;
   idle.bytes = 500;
   idle.restarts = 2;
+  idle.processor_restarts = 3;
   idle.refused_lease_id = 14;
   channel_status busy;
   busy.index = 1;
@@ -33,7 +34,8 @@ TEST_CASE("the heartbeat body reports draining and each channel's state, last le
   CHECK(body["draining"] == true);
   REQUIRE(body["channels"].size() == 2);
   CHECK(body["channels"][0] == json{{"index", 0}, {"state", "idle"}, {"lease_id", 12}, {"refused_lease_id", 14}, {"processed", 5},
-                                    {"failed", 1}, {"bytes", 500}, {"restarts", 2}});
+                                    {"failed", 1}, {"bytes", 500}, {"restarts", 2},
+                                    {"processor_restarts", 3}});
   CHECK(body["channels"][1]["state"] == "busy");
 }
 

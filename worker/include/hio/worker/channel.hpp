@@ -46,6 +46,7 @@ struct channel_status {
   std::uint64_t bytes = 0;       // payload bytes of the acknowledged tuples
   std::uint64_t sessions = 0;    // sessions begun
   std::uint64_t restarts = 0;    // times the channel's run loop failed and was restarted
+  std::uint64_t processor_restarts = 0;  // times its out-of-process processor was restarted (exec, plugin)
   std::uint16_t port = 0;        // where the channel listens now (0 from channel_handler::status)
 };
 

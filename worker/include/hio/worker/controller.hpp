@@ -29,6 +29,8 @@ struct controller_options {
   std::string host = "127.0.0.1";                          // address channels listen on and advertise
   std::uint32_t channels = 0;                              // 0: one per core
   std::string processor = "noop";                          // processor spec, see make_processor()
+  std::chrono::milliseconds process_timeout{15000};        // exec/plugin: deadline for one tuple
+  std::uint32_t process_retries = 2;                       // exec/plugin: more attempts after a crash/timeout
   std::uint64_t max_tuple_bytes = wire::default_max_tuple_bytes;  // larger tuples are refused
   std::chrono::milliseconds heartbeat_interval{500};       // between heartbeats (and registration retries)
   std::chrono::seconds drain_timeout{60};                  // how long a drain waits for active sessions

@@ -6,6 +6,8 @@
 #include <hio/common/receiver.hpp>
 #include <hio/common/record.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +25,18 @@ class processor {
   virtual std::string name() const = 0;
   // Where it runs: "cpu", or e.g. "cuda:0".
   virtual std::string device() const { return "cpu"; }
+  // Times an out-of-process processor's process was restarted after a crash, a timeout or garbage (0 for
+  // in-process kinds). Thread-safe, unlike the rest.
+  virtual std::uint64_t restarts() const noexcept { return 0; }
+};
+
+// What make_processor() needs beyond the spec; the defaults suit a test.
+struct processor_options {
+  std::chrono::milliseconds process_timeout{15000};  // exec/plugin: deadline for one tuple's exchange
+  std::uint32_t process_retries = 2;                 // exec/plugin: more attempts after a crash, timeout, garbage
+  std::string worker_id;                             // exec/plugin: passed on (HIO_WORKER, plugin config)
+  std::uint32_t channel = 0;                         // exec/plugin: passed on (HIO_CHANNEL, plugin config)
+  std::string plugin_host;  // hio-plugin-host; "": $HIO_PLUGIN_HOST, else next to the running executable
 };
 
 // Makes a processor from a spec "<kind>[:<argument>]":
@@ -30,7 +44,12 @@ class processor {
 //   checksum  features bytes, mean_byte, xxh3_low32 over the payload
 //   sleep:MS  sleeps MS milliseconds without using the CPU (simulates slow processing)
 //   busy:MS   burns MS milliseconds of CPU
-// Error (code 400) for an unknown kind or a bad argument; the message lists the known kinds.
-result<std::unique_ptr<processor>> make_processor(std::string_view spec);
+//   plugin:PATH   a C ABI plugin (hio_processor.h), run by hio-plugin-host in a child process
+//   exec:COMMAND  a persistent child process speaking the processor protocol on stdin/stdout; COMMAND is
+//                 split on spaces and tabs into argv (no shell, no quoting); argv[0] is looked up in PATH
+// plugin and exec run out of process, isolated and supervised (isolated_processor.hpp, docs/processors.md).
+// Error (code 400) for an unknown kind or a bad argument (a plugin file or a command that does not exist,
+// no hio-plugin-host); the message lists the known kinds.
+result<std::unique_ptr<processor>> make_processor(std::string_view spec, const processor_options& options = {});
 
 }  // namespace hio::worker

@@ -1,0 +1,77 @@
+#include "features_processor.hpp"
+
+#include <hio/common/log.hpp>
+#include <hio/features/features.hpp>
+#include <hio/features/gpu.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace hio::worker::detail {
+
+namespace {
+
+// Species names from the tuple's metadata ({"species": ["mRNA", "protein"]}); none when absent or malformed.
+std::vector<std::string> species_names(std::string_view metadata) {
+  if (metadata.empty()) return {};
+  auto j = nlohmann::json::parse(metadata, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("species") || !j["species"].is_array()) return {};
+  std::vector<std::string> names;
+  for (const auto& s : j["species"]) {
+    if (!s.is_string()) return {};
+    names.push_back(s.get<std::string>());
+  }
+  return names;
+}
+
+class features_processor : public processor {
+ public:
+  features_processor(std::string spec, std::unique_ptr<features::gpu_extractor> gpu, std::string device)
+      : spec_(std::move(spec)), gpu_(std::move(gpu)), device_(std::move(device)) {}
+
+  result<std::vector<feature>> process(const received_tuple& t) override {
+    auto array = features::parse_npy(t.payload);
+    if (!array) return make_error(400, "not a usable .npy realization: " + array.error().message);
+    features::options o;
+    o.species_names = species_names(t.metadata);
+    if (!o.species_names.empty() && o.species_names.size() != array->species)
+      o.species_names.clear();  // names that do not match the array are ignored, not fatal
+    auto extracted = gpu_ ? gpu_->extract(*array, o) : cpu_.extract(*array, o);
+    if (!extracted) return make_error(400, "feature extraction failed: " + extracted.error().message);
+    std::vector<feature> out;
+    const bool prefix = extracted->size() > 1;
+    for (std::size_t r = 0; r < extracted->size(); ++r) {
+      const auto& rf = (*extracted)[r];
+      const std::string p = prefix ? "r" + std::to_string(r) + "." : "";
+      for (std::size_t i = 0; i < rf.values.size(); ++i) out.push_back({p + rf.names->at(i), rf.values[i]});
+    }
+    return out;
+  }
+  std::string name() const override { return spec_; }
+  std::string device() const override { return device_; }
+
+ private:
+  std::string spec_;
+  std::unique_ptr<features::gpu_extractor> gpu_;
+  std::string device_;
+  features::extractor cpu_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<processor>> make_features_processor(std::string_view arg, const processor_options& options) {
+  const std::string spec = arg.empty() ? "features" : "features:" + std::string(arg);
+  if (!arg.empty() && arg != "gpu" && arg != "cpu")
+    return make_error(400, "features takes no argument, or :gpu or :cpu (got '" + std::string(arg) + "')");
+  if (arg == "cpu") return std::unique_ptr<processor>(new features_processor(spec, nullptr, "cpu"));
+  auto gpu = features::gpu_extractor::create();
+  if (!gpu) {
+    if (arg == "gpu") return make_error(400, "features:gpu needs a CUDA device: " + gpu.error().message);
+    spdlog::warn("channel {}: features on the CPU: {}", options.channel, gpu.error().message);
+    return std::unique_ptr<processor>(new features_processor(spec, nullptr, "cpu"));
+  }
+  const std::string device = "cuda:0";
+  spdlog::info("channel {}: features on {} ({})", options.channel, device, (*gpu)->device_name());
+  return std::unique_ptr<processor>(new features_processor(spec, std::move(*gpu), device));
+}
+
+}  // namespace hio::worker::detail
