@@ -14,6 +14,10 @@ for a in "$@"; do
 done
 
 bash scripts/setup.sh
+# SciPy is the reference for the clustering tests; Debian's package conflicts with Boost 1.81, so it is
+# unpacked privately (scripts/scipy-reference.sh).
+HIO_SCIPY_PATH=$(bash scripts/scipy-reference.sh build/scipy-ref)
+export HIO_SCIPY_PATH
 jobs=$(nproc)
 
 echo "== build (RelWithDebInfo)"
