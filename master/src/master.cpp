@@ -281,6 +281,7 @@ struct master::impl {
         rep.failed = c.value("failed", std::uint64_t{0});
         rep.bytes = c.value("bytes", std::uint64_t{0});
         rep.restarts = c.value("restarts", std::uint64_t{0});
+        rep.processor_restarts = c.value("processor_restarts", std::uint64_t{0});
         reports.push_back(rep);
       }
       bool known;
@@ -324,7 +325,8 @@ struct master::impl {
                          {"processor", c.info.processor}, {"device", c.info.device},
                          {"transport", c.info.transport}, {"state", to_string(c.state)}, {"lease_id", c.lease_id},
                          {"processed", c.last_report.processed}, {"failed", c.last_report.failed},
-                         {"bytes", c.last_report.bytes}, {"restarts", c.last_report.restarts}});
+                         {"bytes", c.last_report.bytes}, {"restarts", c.last_report.restarts},
+                         {"processor_restarts", c.last_report.processor_restarts}});
       }
       ws.push_back({{"id", w.id}, {"host", w.host}, {"draining", w.draining}, {"free", wfree},
                     {"busy", w.channels.size() - wfree}, {"channels", std::move(chans)}});

@@ -1,5 +1,7 @@
 #include <hio/worker/processor.hpp>
 
+#include "features_processor.hpp"
+
 #include <hio/common/hash.hpp>
 #include <hio/worker/isolated_processor.hpp>
 
@@ -189,6 +191,8 @@ const std::vector<processor_kind>& kinds() {
        }},
       {"plugin", "plugin:PATH", [](const processor_args& a) { return make_plugin(a.arg, a.options); }},
       {"exec", "exec:COMMAND", [](const processor_args& a) { return make_exec(a.arg, a.options); }},
+      {"features", "features[:gpu|:cpu]",
+       [](const processor_args& a) { return detail::make_features_processor(a.arg, a.options); }},
   };
   return table;
 }

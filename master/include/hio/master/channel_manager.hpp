@@ -39,6 +39,7 @@ struct channel_report {  // one channel's line of a heartbeat
   std::uint64_t lease_id = 0;  // the last lease the channel accepted (increasing per channel)
   std::uint64_t refused_lease_id = 0;  // the highest lease it refused because it was busy
   std::uint64_t processed = 0, failed = 0, bytes = 0, restarts = 0;
+  std::uint64_t processor_restarts = 0;  // out-of-process processor restarted after a crash or timeout
 };
 
 struct channel_view {
