@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   be_cmd->add_option("--sources", be.sources, "Concurrent sources (leases: client threads)")->capture_default_str();
   be_cmd->add_option("--session-tuples", be.session_tuples, "Tuples per lease")->capture_default_str();
   be_cmd->add_option("--rate", be.rate, "leases: total requests per second (0: as fast as possible)");
+  be_cmd->add_option("--npy", be.npy, "tuples: float32 .npy realizations shaped SxTxV (e.g. 2x3000x250) instead of random bytes");
 
   CLI11_PARSE(app, argc, argv);
   hio::init_logging("hio", hio::env_or("HIO_LOG_LEVEL", "warn"));

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <atomic>
 #include <chrono>
 #include <iostream>
@@ -17,16 +19,51 @@ namespace hio::cli {
 
 using steady = std::chrono::steady_clock;
 
+namespace {
+
+// A .npy (version 1.0) of float32 counts shaped (S, T, V): what a stochastic simulation produces.
+std::vector<std::byte> npy_realization(std::size_t s, std::size_t t, std::size_t v, std::mt19937_64& rng) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(s) + ", " +
+                       std::to_string(t) + ", " + std::to_string(v) + "), }";
+  const std::size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::vector<std::byte> out(10 + header.size() + s * t * v * sizeof(float));
+  const unsigned char magic[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  std::memcpy(out.data(), magic, 8);
+  const auto len = static_cast<std::uint16_t>(header.size());
+  std::memcpy(out.data() + 8, &len, 2);
+  std::memcpy(out.data() + 10, header.data(), header.size());
+  std::poisson_distribution<int> counts(4.0);
+  auto* values = reinterpret_cast<float*>(out.data() + 10 + header.size());
+  for (std::size_t i = 0; i < s * t * v; ++i) values[i] = static_cast<float>(counts(rng));
+  return out;
+}
+
+}  // namespace
+
 int bench_tuples(const bench_options& o) {
   // Distinct random tuples (a few, reused round-robin): the sender's cost is the path, not generation.
-  const std::size_t distinct = std::max<std::size_t>(1, std::min<std::size_t>(16, (256ull << 20) / std::max<std::uint64_t>(1, o.size)));
-  std::vector<std::vector<std::byte>> tuples(distinct, std::vector<std::byte>(o.size));
+  std::vector<std::vector<std::byte>> tuples;
   std::mt19937_64 rng(1);
-  for (auto& t : tuples)
-    for (std::size_t i = 0; i < t.size(); i += 8) {
-      const auto v = rng();
-      std::memcpy(t.data() + i, &v, std::min<std::size_t>(8, t.size() - i));
+  if (!o.npy.empty()) {
+    std::size_t s = 0, t = 0, v = 0;
+    if (std::sscanf(o.npy.c_str(), "%zux%zux%zu", &s, &t, &v) != 3 || !s || !t || !v) {
+      std::cerr << "hio bench: --npy takes SxTxV, e.g. 2x3000x250\n";
+      return 2;
     }
+    for (int i = 0; i < 4; ++i) tuples.push_back(npy_realization(s, t, v, rng));
+  } else {
+    const std::size_t distinct =
+        std::max<std::size_t>(1, std::min<std::size_t>(16, (256ull << 20) / std::max<std::uint64_t>(1, o.size)));
+    tuples.assign(distinct, std::vector<std::byte>(o.size));
+    for (auto& t : tuples)
+      for (std::size_t i = 0; i < t.size(); i += 8) {
+        const auto v = rng();
+        std::memcpy(t.data() + i, &v, std::min<std::size_t>(8, t.size() - i));
+      }
+  }
+  const std::uint64_t tuple_size = tuples.front().size();
 
   std::atomic<std::uint64_t> ok{0}, bad{0};
   const auto start = steady::now();
@@ -50,8 +87,8 @@ int bench_tuples(const bench_options& o) {
     });
   for (auto& t : sources) t.join();
   const double secs = std::chrono::duration<double>(steady::now() - start).count();
-  const double bytes = static_cast<double>(ok.load()) * static_cast<double>(o.size);
-  nlohmann::json out = {{"mode", "tuples"},          {"size", o.size},
+  const double bytes = static_cast<double>(ok.load()) * static_cast<double>(tuple_size);
+  nlohmann::json out = {{"mode", "tuples"},          {"size", tuple_size},
                         {"sources", o.sources},      {"tuples", ok.load()},
                         {"errors", bad.load()},      {"seconds", secs},
                         {"tuples_per_s", static_cast<double>(ok.load()) / secs},

@@ -54,6 +54,7 @@ struct bench_options {
   int sources = 1;                    // concurrent sources (tuples) or client threads (leases)
   std::uint32_t session_tuples = 64;  // tuples per lease
   double rate = 0;                    // leases: requests per second in all (0: as fast as possible)
+  std::string npy;                    // tuples: send .npy realizations shaped SxTxV instead of random bytes
 };
 // Prints one JSON line with the measured rates.
 int bench(const bench_options& o);
