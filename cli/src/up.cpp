@@ -8,9 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,8 +17,6 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
-
-extern char** environ;
 
 namespace hio::cli {
 
@@ -44,25 +40,9 @@ fs::path bin_dir() {
 }
 
 bool spawn(child& c) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, c.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  std::vector<char*> args;
-  for (auto& a : c.argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const int rc = posix_spawn(&c.pid, args[0], &actions, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    spdlog::error("cannot start {}: {}", c.argv[0], std::strerror(rc));
-    c.pid = -1;
+  c.pid = spawn_process(c.argv, c.log);
+  if (c.pid < 0) {
+    spdlog::error("cannot start {}: {}", c.argv[0], std::strerror(errno));
     return false;
   }
   return true;

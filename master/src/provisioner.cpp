@@ -1,9 +1,8 @@
 #include <hio/common/log.hpp>
+#include <hio/common/process.hpp>
 #include <hio/master/provisioner.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,40 +10,9 @@
 #include <cstring>
 #include <map>
 
-extern char** environ;
-
 namespace hio::master {
 
 namespace {
-
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log, const std::vector<std::string>& extra_env) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (!log.empty()) {
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  }
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-  env_store.insert(env_store.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> envp, args;
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_store = argv;
-  for (auto& a : argv_store) args.push_back(a.data());
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  return rc == 0 ? pid : -1;
-}
 
 std::string prefix() {
   char host[128] = {};
@@ -69,7 +37,7 @@ class local_provisioner : public provisioner {
       std::vector<std::string> argv = {t_.worker_bin, "--master", t_.master_url, "--repository", t_.repository_url,
                                        "--name", id, "--host", t_.host, "--channels", std::to_string(t_.channels),
                                        "--processor", t_.processor};
-      const pid_t pid = spawn(argv, t_.log_dir.empty() ? "" : t_.log_dir + "/" + id + ".log", {});
+      const pid_t pid = spawn_process(argv, t_.log_dir.empty() ? "" : t_.log_dir + "/" + id + ".log");
       if (pid < 0) {
         if (ids.empty()) return make_error(0, "cannot start " + t_.worker_bin + ": " + std::strerror(errno));
         break;

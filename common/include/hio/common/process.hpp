@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace hio {
 
@@ -17,6 +18,10 @@ int wait_for_signal();
 // Writes `port` to `path` atomically (temp file + rename), so a reader sees either nothing or the
 // whole number. Tests and `hio up` wait for this file to know the server is listening.
 result<void> write_port_file(const std::string& path, std::uint16_t port);
+
+// Starts `argv` (argv[0] a path) with this process's environment and no blocked signals, its stdout and
+// stderr appended to `log_path` ("" = inherited). Returns the pid, or -1 with errno set.
+int spawn_process(const std::vector<std::string>& argv, const std::string& log_path = {});
 
 // The value of environment variable `name`, or `fallback`.
 std::string env_or(const char* name, std::string fallback = {});
