@@ -150,7 +150,7 @@ struct scan_result {
 // One pass: sum, minimum, maximum. A non-finite sum means a NaN or Inf among the values (or overflow);
 // lo and hi are then meaningless.
 inline scan_result scan(const double* x, std::size_t n) {
-  lane_pair a = {0, 0}, b = {0, 0}, lo = {x[0], x[0]}, hi = lo;
+  lane_pair a = {0, 0}, b = {0, 0}, lo = {x[0], x[0]}, hi = lo, lo2 = lo, hi2 = lo;
   std::size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     const lane_pair v = load_pair(x + i), w = load_pair(x + i + 2);
@@ -158,9 +158,11 @@ inline scan_result scan(const double* x, std::size_t n) {
     b += w;
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
-    lo = w < lo ? w : lo;
-    hi = w > hi ? w : hi;
+    lo2 = w < lo2 ? w : lo2;
+    hi2 = w > hi2 ? w : hi2;
   }
+  lo = lo2 < lo ? lo2 : lo;
+  hi = hi2 > hi ? hi2 : hi;
   scan_result r;
   r.lo = std::min(lo[0], lo[1]);
   r.hi = std::max(hi[0], hi[1]);
@@ -176,14 +178,16 @@ inline scan_result scan(const double* x, std::size_t n) {
 // Whether every value is an integer: (v + 1.5 * 2^52) - 1.5 * 2^52 rounds |v| < 2^51 to an integer.
 inline bool all_integral(const double* x, std::size_t n) {
   constexpr double m = 6755399441055744.0;
-  const lane_pair one = {1, 1};
-  lane_pair fractional = {0, 0};
+  typedef std::int64_t mask_pair __attribute__((vector_size(16)));
+  mask_pair f0 = {0, 0}, f1 = {0, 0};
   std::size_t i = 0;
-  for (; i + 2 <= n; i += 2) {
-    const lane_pair v = load_pair(x + i);
-    fractional = ((v + m) - m) != v ? one : fractional;
+  for (; i + 4 <= n; i += 4) {
+    const lane_pair v = load_pair(x + i), w = load_pair(x + i + 2);
+    f0 |= ((v + m) - m) != v;
+    f1 |= ((w + m) - m) != w;
   }
-  bool ok = fractional[0] == 0 && fractional[1] == 0;
+  f0 |= f1;
+  bool ok = f0[0] == 0 && f0[1] == 0;
   for (; i < n; ++i) ok &= ((x[i] + m) - m) == x[i];
   return ok;
 }
@@ -204,7 +208,9 @@ class median_finder {
     if (s.integral && s.lo > -0x1p50 && s.hi < 0x1p50 && s.hi - s.lo < static_cast<double>(4 * n + 256)) {
       const std::size_t bins = static_cast<std::size_t>(s.hi - s.lo) + 1;
       // int32 conversions are single instructions (size_t ones are not); bins < 2^31 here.
-      count(x, n, bins, [lo = s.lo](double v) { return static_cast<std::uint32_t>(static_cast<std::int32_t>(v - lo)); });
+      const double lo = s.lo;
+      count(x, n, bins, [lo](double v) { return static_cast<std::uint32_t>(static_cast<std::int32_t>(v - lo)); },
+            [lo](lane_pair v) { return __builtin_convertvector(v - lo, index_pair); });
       std::size_t b0, b1, below;
       find_bins(k0, k1, b0, b1, below);
       return ((s.lo + static_cast<double>(b0)) + (s.lo + static_cast<double>(b1))) / 2;
@@ -216,11 +222,24 @@ class median_finder {
     const auto bin = [lo = s.lo, scale, top](double v) {
       return static_cast<std::uint32_t>(static_cast<std::int32_t>(std::min((v - lo) * scale, top)));
     };
-    count(x, n, bins, bin);
+    const auto bin2 = [lo = s.lo, scale, top](lane_pair v) {
+      const lane_pair b = (v - lo) * scale;
+      return __builtin_convertvector(b < top ? b : top, index_pair);
+    };
+    count(x, n, bins, bin, bin2);
     std::size_t b0, b1, below;
     find_bins(k0, k1, b0, b1, below);
-    std::size_t m = 0;
-    for (std::size_t i = 0; i < n; ++i) {
+    // Keep the values of bins b0 .. b1: (b - b0) as unsigned <= b1 - b0, two values per conversion.
+    const std::uint32_t first = static_cast<std::uint32_t>(b0), width = static_cast<std::uint32_t>(b1 - b0);
+    std::size_t m = 0, i = 0;
+    for (; i + 2 <= n; i += 2) {
+      const index_pair b = bin2(load_pair(x + i));
+      values_[m] = x[i];
+      m += static_cast<std::uint32_t>(b[0]) - first <= width;
+      values_[m] = x[i + 1];
+      m += static_cast<std::uint32_t>(b[1]) - first <= width;
+    }
+    for (; i < n; ++i) {
       const std::uint32_t b = bin(x[i]);
       values_[m] = x[i];
       m += b >= b0 && b <= b1;
@@ -229,8 +248,11 @@ class median_finder {
   }
 
  private:
-  template <class Bin>
-  void count(const double* x, std::size_t n, std::size_t bins, Bin bin) {
+  typedef std::int32_t index_pair __attribute__((vector_size(8)));
+
+  // bin maps one value to its bin, bin2 two values at once (packed conversions); both agree.
+  template <class Bin, class Bin2>
+  void count(const double* x, std::size_t n, std::size_t bins, Bin bin, Bin2 bin2) {
     // Four interleaved histograms: repeated values would otherwise serialise on one counter.
     counts_.assign(4 * bins, 0);
     std::uint32_t* c0 = counts_.data();
@@ -239,10 +261,11 @@ class median_finder {
     std::uint32_t* c3 = c2 + bins;
     std::size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-      ++c0[bin(x[i])];
-      ++c1[bin(x[i + 1])];
-      ++c2[bin(x[i + 2])];
-      ++c3[bin(x[i + 3])];
+      const index_pair b01 = bin2(load_pair(x + i)), b23 = bin2(load_pair(x + i + 2));
+      ++c0[static_cast<std::uint32_t>(b01[0])];
+      ++c1[static_cast<std::uint32_t>(b01[1])];
+      ++c2[static_cast<std::uint32_t>(b23[0])];
+      ++c3[static_cast<std::uint32_t>(b23[1])];
     }
     for (; i < n; ++i) ++c0[bin(x[i])];
     for (std::size_t b = 0; b < bins; ++b) c0[b] += c1[b] + c2[b] + c3[b];
@@ -352,14 +375,60 @@ void load_rows(const npy_array& a, std::size_t r, std::size_t s, std::size_t t0,
     for (std::size_t v = 0; v < v_count; ++v) out[i * v_count + v] = a.at(r, s, t0 + i, v);
 }
 
+// Reads voxels [v0, v0+count) of [r][s] as `count` contiguous columns of T doubles (out: count x T),
+// straight from the payload's native layout: the realization is never transposed as a whole.
+void load_cols(const npy_array& a, std::size_t r, std::size_t s, std::size_t v0, std::size_t count, double* out) {
+  const std::size_t T = a.timepoints, V = a.voxels;
+  if (!a.fortran_order && detail::native_order(a) && (a.type == dtype::f4 || a.type == dtype::f8 || a.type == dtype::i4)) {
+    const std::size_t first = (r * a.species + s) * T * V + v0;
+    const std::byte* p = a.payload.data() + first * item_size(a.type);
+    const auto gather = [&](auto tag) {
+      using E = decltype(tag);
+      const std::size_t row_bytes = V * sizeof(E);
+      std::size_t t = 0;
+      for (; t + 4 <= T; t += 4) {
+        const std::byte* q = p + t * row_bytes;
+        for (std::size_t j = 0; j < count; ++j) {
+          E e0, e1, e2, e3;
+          std::memcpy(&e0, q + j * sizeof(E), sizeof(E));
+          std::memcpy(&e1, q + row_bytes + j * sizeof(E), sizeof(E));
+          std::memcpy(&e2, q + 2 * row_bytes + j * sizeof(E), sizeof(E));
+          std::memcpy(&e3, q + 3 * row_bytes + j * sizeof(E), sizeof(E));
+          double* o = out + j * T + t;
+          o[0] = static_cast<double>(e0);
+          o[1] = static_cast<double>(e1);
+          o[2] = static_cast<double>(e2);
+          o[3] = static_cast<double>(e3);
+        }
+      }
+      for (; t < T; ++t)
+        for (std::size_t j = 0; j < count; ++j) {
+          E e;
+          std::memcpy(&e, p + t * row_bytes + j * sizeof(E), sizeof(E));
+          out[j * T + t] = static_cast<double>(e);
+        }
+    };
+    switch (a.type) {
+      case dtype::f4: gather(float{}); return;
+      case dtype::f8: gather(double{}); return;
+      default: gather(std::int32_t{}); return;
+    }
+  }
+  for (std::size_t j = 0; j < count; ++j)
+    for (std::size_t t = 0; t < T; ++t) out[j * T + t] = a.at(r, s, t, v0 + j);
+}
+
 }  // namespace
+
+// Voxels gathered per column pass: 16 float32 values are one 64-byte line of each input row.
+constexpr std::size_t col_block = 16;
 
 struct extractor::impl {
   extractor_options options;
   std::map<std::size_t, std::unique_ptr<fft_plans>> plans;  // by series length T
 
   // Scratch, grown to the largest realization seen.
-  std::vector<double> y;         // [S][V][T] the realization, transposed
+  std::vector<double> cols;      // [S][col_block][T] columns being processed
   std::vector<double> rows;      // [S][block][V] rows being read
   median_finder median;
   std::vector<moments> row_m;    // [S][block] moments of the rows being read
@@ -381,7 +450,7 @@ struct extractor::impl {
 
 result<std::vector<double>> extractor::impl::realization(const npy_array& a, std::size_t r, const layout& lay) {
   const std::size_t S = a.species, T = a.timepoints, V = a.voxels;
-  constexpr std::size_t block = 32;  // rows per read: each column of Y then gets 256 contiguous bytes
+  constexpr std::size_t block = 32;  // rows per read
   const std::size_t b = std::min(block, T);
 
   // Medians of integers take a faster path. Integer dtypes hold integers; float arrays are checked block
@@ -406,9 +475,6 @@ result<std::vector<double>> extractor::impl::realization(const npy_array& a, std
         tp[(s * 3 + 1) * T + t] = skew(m);
         tp[(s * 3 + 2) * T + t] = cv(m);
       }
-      double* ys = y.data() + s * V * T;
-      for (std::size_t v = 0; v < V; ++v)
-        for (std::size_t i = 0; i < n; ++i) ys[v * T + t0 + i] = rb[i * V + v];
     }
     for (std::size_t s = 0, p = 0; s < S; ++s)
       for (std::size_t u = s + 1; u < S; ++u, ++p)
@@ -424,41 +490,58 @@ result<std::vector<double>> extractor::impl::realization(const npy_array& a, std
   // Columns: per-voxel statistics, SmT, spectra, pair correlations across time.
   fft_plans* fft = lay.spectral && T >= 2 ? &plans_for(T) : nullptr;
   const std::size_t bins = T / 2;  // frequencies k = 1 .. T/2
-  for (std::size_t s = 0; s < S; ++s) {
-    for (std::size_t v = 0; v < V; ++v) {
-      const double* col = y.data() + (s * V + v) * T;
-      const moments m = describe(col, T, &median, integral[s]);
-      col_m[s * V + v] = m;
-      smt[s * V + v] = m.sum;
-      vx[(s * 3 + 0) * V + v] = burstiness(m);
-      vx[(s * 3 + 1) * V + v] = skew(m);
-      vx[(s * 3 + 2) * V + v] = cv(m);
-      if (!lay.spectral) continue;
-      period[s * V + v] = share[s * V + v] = 0;
-      if (!fft || m.sd == 0) continue;
-      double* in = fft->series();
-      for (std::size_t t = 0; t < T; ++t) in[t] = col[t] - m.mean;
-      fft->transform_series();
-      const fftw_complex* X = fft->spectrum();
-      double total = 0, peak = 0;
-      for (std::size_t k = 1; k <= bins; ++k) {
-        const double p = X[k][0] * X[k][0] + X[k][1] * X[k][1];
-        power[k] = p;
-        total += p;
-        peak = std::max(peak, p);
+  for (std::size_t v0 = 0; v0 < V; v0 += col_block) {
+    const std::size_t nv = std::min(col_block, V - v0);
+    for (std::size_t s = 0; s < S; ++s) load_cols(a, r, s, v0, nv, cols.data() + s * col_block * T);
+    for (std::size_t s = 0; s < S; ++s) {
+      for (std::size_t v = v0; v < v0 + nv; ++v) {
+        const double* col = cols.data() + (s * col_block + (v - v0)) * T;
+        const moments m = describe(col, T, &median, integral[s]);
+        col_m[s * V + v] = m;
+        smt[s * V + v] = m.sum;
+        vx[(s * 3 + 0) * V + v] = burstiness(m);
+        vx[(s * 3 + 1) * V + v] = skew(m);
+        vx[(s * 3 + 2) * V + v] = cv(m);
+        if (!lay.spectral) continue;
+        period[s * V + v] = share[s * V + v] = 0;
+        if (!fft || m.sd == 0) continue;
+        double* in = fft->series();
+        for (std::size_t t = 0; t < T; ++t) in[t] = col[t] - m.mean;
+        fft->transform_series();
+        const fftw_complex* X = fft->spectrum();
+        // Four running totals and maxima (fixed order: deterministic) instead of one latency chain.
+        double t4[4] = {0, 0, 0, 0}, p4[4] = {0, 0, 0, 0};
+        double* pw = power.data();
+        std::size_t k = 1;
+        for (; k + 4 <= bins + 1; k += 4)
+          for (std::size_t j = 0; j < 4; ++j) {
+            const double p = X[k + j][0] * X[k + j][0] + X[k + j][1] * X[k + j][1];
+            pw[k + j] = p;
+            t4[j] += p;
+            p4[j] = p > p4[j] ? p : p4[j];
+          }
+        for (; k <= bins; ++k) {
+          const double p = X[k][0] * X[k][0] + X[k][1] * X[k][1];
+          pw[k] = p;
+          t4[0] += p;
+          p4[0] = p > p4[0] ? p : p4[0];
+        }
+        const double total = (t4[0] + t4[1]) + (t4[2] + t4[3]);
+        const double peak = std::max(std::max(p4[0], p4[1]), std::max(p4[2], p4[3]));
+        if (total == 0) continue;
+        const double threshold = (1 - detail::peak_tie_tolerance) * peak;
+        std::size_t k_peak = 1;
+        while (pw[k_peak] < threshold) ++k_peak;
+        period[s * V + v] = static_cast<double>(T) / static_cast<double>(k_peak);
+        share[s * V + v] = peak / total;
       }
-      if (total == 0) continue;
-      std::size_t k_peak = 1;
-      while (power[k_peak] < (1 - detail::peak_tie_tolerance) * peak) ++k_peak;
-      period[s * V + v] = static_cast<double>(T) / static_cast<double>(k_peak);
-      share[s * V + v] = peak / total;
     }
+    for (std::size_t s = 0, p = 0; s < S; ++s)
+      for (std::size_t u = s + 1; u < S; ++u, ++p)
+        for (std::size_t v = v0; v < v0 + nv; ++v)
+          vx_corr[p * V + v] = correlation(cols.data() + (s * col_block + (v - v0)) * T,
+                                           cols.data() + (u * col_block + (v - v0)) * T, T, col_m[s * V + v], col_m[u * V + v]);
   }
-  for (std::size_t s = 0, p = 0; s < S; ++s)
-    for (std::size_t u = s + 1; u < S; ++u, ++p)
-      for (std::size_t v = 0; v < V; ++v)
-        vx_corr[p * V + v] = correlation(y.data() + (s * V + v) * T, y.data() + (u * V + v) * T, T, col_m[s * V + v],
-                                         col_m[u * V + v]);
 
   std::vector<double> out(lay.total(), 0.0);
   std::vector<moments> sm_m(S);
@@ -540,7 +623,7 @@ result<std::vector<realization_features>> extractor::extract(const npy_array& a,
   const auto grow = [](auto& v, std::size_t n) {
     if (v.size() < n) v.resize(n);
   };
-  grow(m.y, S * V * T);
+  grow(m.cols, S * col_block * T);
   grow(m.rows, S * b * V);
   m.median.reserve(std::max(T, V));
   grow(m.row_m, S * b);
