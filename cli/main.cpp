@@ -1,4 +1,4 @@
-// hio: the umbrella command. `hio up`, `hio status`, `hio features`, `hio stream`.
+// hio: the umbrella command. `hio up`, `hio status`, `hio features`, `hio knowledge`, `hio stream`.
 #include <hio/cli/commands.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   up_cmd->add_flag("--autoscale", up.autoscale, "Let the master start and stop workers with the load");
   up_cmd->add_option("--min-workers", up.min_workers, "With --autoscale: fewest workers")->capture_default_str();
   up_cmd->add_option("--max-workers", up.max_workers, "With --autoscale: most workers")->capture_default_str();
+  up_cmd->add_option("--discovery-interval", up.discovery_interval, "Seconds between hio-discovery ticks")
+      ->capture_default_str()->check(CLI::PositiveNumber);
 
   hio::cli::status_options st;
   auto* st_cmd = app.add_subcommand("status", "Workers, channels, queue and counters of a running cluster");
@@ -36,6 +38,11 @@ int main(int argc, char** argv) {
   fe_cmd->add_option("--format", fe.format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
   fe_cmd->add_option("--after", fe.after, "Only tuples stored after this cursor");
   fe_cmd->add_option("--limit", fe.limit, "At most this many (0: all)");
+
+  hio::cli::knowledge_options kn;
+  auto* kn_cmd = app.add_subcommand("knowledge", "The clusters hio-discovery found most recently");
+  kn_cmd->add_option("--repository", kn.repository, "Repository URL (default: $HIO_REPOSITORY, then `hio up`'s)");
+  kn_cmd->add_option("--format", kn.format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
 
   hio::cli::stream_options sm;
   auto* sm_cmd = app.add_subcommand("stream", "Send files as tuples; exits non-zero if any was not delivered");
@@ -73,6 +80,10 @@ int main(int argc, char** argv) {
   if (*fe_cmd) {
     if (fe.repository.empty()) fe.repository = hio::cli::default_repository_url(data_dir);
     return hio::cli::features(fe);
+  }
+  if (*kn_cmd) {
+    if (kn.repository.empty()) kn.repository = hio::cli::default_repository_url(data_dir);
+    return hio::cli::knowledge(kn);
   }
   if (*sm_cmd) {
     if (sm.master.empty()) sm.master = hio::cli::default_master_url(data_dir);

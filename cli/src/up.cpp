@@ -1,4 +1,4 @@
-// `hio up`: a local cluster of real processes (repository, master, workers) that stops cleanly on
+// `hio up`: a local cluster of real processes (repository, master, workers, discovery) that stops cleanly on
 // Ctrl-C/SIGTERM and restarts any of them that dies.
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -182,6 +183,23 @@ int up(const up_options& o) {
     }
   }
 
+  char interval[32];
+  std::snprintf(interval, sizeof interval, "%g", o.discovery_interval);
+  child discovery{"discovery",
+                  {(bin / "hio-discovery").string(), "--repository", repo_url, "--data-dir",
+                   (data / "discovery").string(), "--interval-s", interval, "--log-level", o.log_level},
+                  (logs / "discovery.log").string()};
+  // A build without the discovery module has no hio-discovery: the cluster runs without knowledge.
+  const bool with_discovery = fs::exists(discovery.argv[0]);
+  if (!with_discovery) {
+    std::cerr << "hio up: " << discovery.argv[0] << " not found; running without knowledge discovery\n";
+  } else if (!spawn(discovery)) {
+    std::vector<child*> started{&master, &repo};
+    for (auto& w : workers) started.insert(started.begin(), &w);
+    stop_children(started, 15s);
+    return 1;
+  }
+
   // Wait until every worker has registered, so the cluster is usable when this prints.
   http::client mc(master_url);
   std::size_t channels = 0;
@@ -215,6 +233,8 @@ int up(const up_options& o) {
             << o.processor << (o.autoscale ? " (autoscaling " + std::to_string(o.min_workers) + ".." +
                                                  std::to_string(o.max_workers) + ")"
                                            : std::string()) << "\n"
+            << "  discovery   " << (with_discovery ? "every " + std::string(interval) + " s   (hio knowledge)" : std::string("off"))
+            << "\n"
             << "  logs        " << logs.string() << "\n"
             << "Stream files with:  hio stream --master " << master_url << " FILE...\n"
             << "Stop with Ctrl-C." << std::endl;
@@ -225,7 +245,7 @@ int up(const up_options& o) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   timespec tick{0, 200'000'000};
-  std::vector<child*> all{&repo, &master};
+  std::vector<child*> all{&repo, &master, &discovery};
   for (auto& w : workers) all.push_back(&w);
   for (;;) {
     const int sig = ::sigtimedwait(&set, nullptr, &tick);
@@ -243,6 +263,7 @@ int up(const up_options& o) {
   std::cout << "hio up: stopping (workers drain first)" << std::endl;
   std::vector<child*> ws;
   for (auto& w : workers) ws.push_back(&w);
+  stop_children({&discovery}, 15s);
   stop_children(ws, 60s);
   stop_children({&master}, 15s);
   stop_children({&repo}, 15s);

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <exception>
 #include <optional>
@@ -48,6 +49,15 @@ class service {
   http::response handle(const http::request& req) const {
     const auto& p = req.path;
     if (p == "/v1/records") return req.method == "POST" ? post_records(req) : method_not_allowed(req, "POST");
+    if (p == "/v1/knowledge") {
+      if (req.method == "POST") return post_knowledge(req);
+      if (req.method == "GET") return get_knowledge_history(req);
+      return method_not_allowed(req, "GET, POST");
+    }
+    if (p.starts_with("/v1/knowledge/")) {
+      if (req.method != "GET") return method_not_allowed(req, "GET");
+      return get_knowledge(p.substr(std::string_view("/v1/knowledge/").size()));
+    }
     if (req.method != "GET" && (p == "/v1/features" || p == "/v1/counts" || p == "/healthz" ||
                                 p == "/metrics" || p.starts_with("/v1/tuples/"))) {
       return method_not_allowed(req, "GET");
@@ -75,6 +85,76 @@ class service {
     auto stored = store_->put(std::move(*batch));
     if (!stored) return http::error_response(stored.error().code == 400 ? 400 : 500, stored.error().message);
     return http::json_response(dump(json{{"stored", stored->stored}, {"duplicates", stored->duplicates}}));
+  }
+
+  http::response post_knowledge(const http::request& req) const {
+    if (!options_.secret.empty() && !same_secret(req.bearer(), options_.secret)) {
+      return http::error_response(401, "POST /v1/knowledge needs 'Authorization: Bearer <cluster secret>'");
+    }
+    auto doc = json::parse(req.body, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+      return http::error_response(400, "body must be one knowledge document: a JSON object");
+    }
+    // The repository owns these two fields; they are spliced into the stored text when served.
+    doc.erase("version");
+    doc.erase("stored_at_ms");
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    json summary = json::object();
+    for (const char* key : {"created_at_ms", "method", "points", "groups"}) {
+      if (auto it = doc.find(key); it != doc.end()) summary[key] = *it;
+    }
+    if (auto it = doc.find("clusters"); it != doc.end() && it->is_array()) summary["clusters"] = it->size();
+    auto stored = store_->put_knowledge(dump(doc), dump(summary), now);
+    if (!stored) return http::error_response(500, stored.error().message);
+    return http::json_response(dump(json{{"version", stored->version}, {"stored_at_ms", stored->stored_at_ms}}));
+  }
+
+  http::response get_knowledge(std::string_view which) const {
+    std::uint64_t version = 0;
+    if (which != "latest") {
+      auto v = parse_u64(which);
+      if (!v || *v == 0) {
+        return http::error_response(400, "knowledge version must be 'latest' or a positive integer, not '" +
+                                             std::string(which) + "'");
+      }
+      version = *v;
+    }
+    auto e = store_->knowledge(version);
+    if (!e) return http::error_response(500, e.error().message);
+    if (!*e) {
+      return http::error_response(404, version == 0 ? std::string("no knowledge has been published yet")
+                                                    : "no knowledge version " + std::to_string(version));
+    }
+    // The stored text is a JSON object without these fields: splice them in rather than parse it again.
+    const std::string& doc = (*e)->document;
+    std::string body = R"({"version":)" + std::to_string((*e)->version) +
+                       R"(,"stored_at_ms":)" + std::to_string((*e)->stored_at_ms);
+    const std::string_view rest = std::string_view(doc).substr(1);
+    if (!rest.starts_with('}')) body += ',';
+    body += rest;
+    return http::json_response(std::move(body));
+  }
+
+  http::response get_knowledge_history(const http::request& req) const {
+    std::size_t limit = default_knowledge_history;
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      auto v = parse_u64(it->second);
+      if (!v || *v == 0) {
+        return http::error_response(400, "limit must be a positive integer, not '" + it->second + "'");
+      }
+      limit = static_cast<std::size_t>(std::min<std::uint64_t>(*v, max_knowledge_history));
+    }
+    auto entries = store_->knowledge_history(limit);
+    if (!entries) return http::error_response(500, entries.error().message);
+    json out = json::array();
+    for (const auto& e : *entries) {
+      auto summary = json::parse(e.summary, nullptr, false);
+      out.push_back(json{{"version", e.version},
+                         {"stored_at_ms", e.stored_at_ms},
+                         {"summary", summary.is_discarded() ? json(nullptr) : std::move(summary)}});
+    }
+    return http::json_response(dump(json{{"versions", std::move(out)}}));
   }
 
   http::response get_features(const http::request& req) const {

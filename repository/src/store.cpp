@@ -153,6 +153,7 @@ struct store::impl {
 
   db_ptr db;
   stmt_ptr exists_stmt, insert_stmt, since_stmt, by_id_stmt, bump_stmt;
+  stmt_ptr knowledge_insert_stmt, knowledge_by_version_stmt, knowledge_latest_stmt, knowledge_history_stmt;
 
   std::uint32_t segment = 0;  // the segment put() appends to
   file segment_file;
@@ -222,6 +223,10 @@ struct store::impl {
              " seg_length INTEGER NOT NULL)",
              "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
              "INSERT OR IGNORE INTO counters VALUES ('batches', 0), ('duplicates', 0)",
+             // Added beside schema version 1 without changing it: older stores simply gain the table.
+             "CREATE TABLE IF NOT EXISTS knowledge ("
+             " version INTEGER PRIMARY KEY AUTOINCREMENT, stored_at_ms INTEGER NOT NULL,"
+             " summary TEXT NOT NULL, document TEXT NOT NULL)",
              "PRAGMA user_version=1",
          }) {
       if (auto r = exec(sql); !r) return r.error();
@@ -236,6 +241,13 @@ struct store::impl {
              {&since_stmt, select + "WHERE cursor > ?1 ORDER BY cursor LIMIT ?2"},
              {&by_id_stmt, select + "WHERE tuple_id = ?1"},
              {&bump_stmt, "UPDATE counters SET value = value + ?2 WHERE name = ?1"},
+             {&knowledge_insert_stmt, "INSERT INTO knowledge (stored_at_ms, summary, document) VALUES (?1, ?2, ?3)"},
+             {&knowledge_by_version_stmt,
+              "SELECT version, stored_at_ms, summary, document FROM knowledge WHERE version = ?1"},
+             {&knowledge_latest_stmt,
+              "SELECT version, stored_at_ms, summary, document FROM knowledge ORDER BY version DESC LIMIT 1"},
+             {&knowledge_history_stmt,
+              "SELECT version, stored_at_ms, summary FROM knowledge ORDER BY version DESC LIMIT ?1"},
          }) {
       auto s = prepare(sql);
       if (!s) return s.error();
@@ -531,6 +543,65 @@ result<std::optional<feature_record>> store::get(std::uint64_t tuple_id) {
   auto r = s.read_row(q);
   if (!r) return r.error();
   return std::optional<feature_record>(std::move(*r));
+}
+
+result<knowledge_entry> store::put_knowledge(std::string document, std::string summary,
+                                             std::int64_t stored_at_ms) {
+  auto& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  auto* q = s.knowledge_insert_stmt.get();
+  {
+    stmt_use use(q);
+    sqlite3_bind_int64(q, 1, stored_at_ms);
+    sqlite3_bind_text(q, 2, summary.data(), static_cast<int>(summary.size()), SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, document.data(), static_cast<int>(document.size()), SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) return s.db_error("cannot store a knowledge document");
+  }
+  knowledge_entry e;
+  e.version = as_u64(sqlite3_last_insert_rowid(s.db.get()));
+  e.stored_at_ms = stored_at_ms;
+  e.summary = std::move(summary);
+  e.document = std::move(document);
+  return e;
+}
+
+result<std::optional<knowledge_entry>> store::knowledge(std::uint64_t version) {
+  auto& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  auto* q = version == 0 ? s.knowledge_latest_stmt.get() : s.knowledge_by_version_stmt.get();
+  stmt_use use(q);
+  if (version != 0) {
+    sqlite3_bind_int64(q, 1, version > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : as_i64(version));
+  }
+  const int rc = sqlite3_step(q);
+  if (rc == SQLITE_DONE) return std::optional<knowledge_entry>();
+  if (rc != SQLITE_ROW) return s.db_error("cannot read knowledge version " + std::to_string(version));
+  knowledge_entry e;
+  e.version = as_u64(sqlite3_column_int64(q, 0));
+  e.stored_at_ms = sqlite3_column_int64(q, 1);
+  e.summary = column_text(q, 2);
+  e.document = column_text(q, 3);
+  return std::optional<knowledge_entry>(std::move(e));
+}
+
+result<std::vector<knowledge_entry>> store::knowledge_history(std::size_t limit) {
+  auto& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  std::vector<knowledge_entry> out;
+  if (limit == 0) return out;
+  auto* q = s.knowledge_history_stmt.get();
+  stmt_use use(q);
+  sqlite3_bind_int64(q, 1, limit > static_cast<std::size_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(limit));
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    knowledge_entry e;
+    e.version = as_u64(sqlite3_column_int64(q, 0));
+    e.stored_at_ms = sqlite3_column_int64(q, 1);
+    e.summary = column_text(q, 2);
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return s.db_error("cannot list knowledge versions");
+  return out;
 }
 
 store_counts store::counts() const {

@@ -18,6 +18,7 @@ struct up_options {
   std::string log_level = "info";
   bool autoscale = false;               // the master starts and stops workers (local provisioner)
   int min_workers = 1, max_workers = 4;
+  double discovery_interval = 10;       // seconds between hio-discovery ticks
 };
 int up(const up_options& o);
 
@@ -34,6 +35,13 @@ struct features_options {
   std::uint64_t limit = 0;      // 0: everything
 };
 int features(const features_options& o);
+
+struct knowledge_options {
+  std::string repository;       // URL
+  std::string format = "text";  // text: a table of clusters | json: the latest document
+};
+// Prints the latest knowledge document; 1 when there is none or the repository cannot be reached.
+int knowledge(const knowledge_options& o);
 
 struct stream_options {
   std::string master;

@@ -4,6 +4,10 @@
 //   GET  /v1/features?after=&limit=&format=jsonl|binary  records after a cursor, X-Hio-Next-Cursor
 //   GET  /v1/tuples/<id>            one record as JSON, or 404
 //   GET  /v1/counts                 store_counts as JSON
+//   POST /v1/knowledge              a knowledge document (JSON object) -> {"version":v,"stored_at_ms":t}
+//   GET  /v1/knowledge?limit=n      {"versions":[{"version","stored_at_ms","summary"}]}, newest first
+//   GET  /v1/knowledge/latest       the newest document with "version" and "stored_at_ms"; 404 until one
+//   GET  /v1/knowledge/<version>    that document, or 404
 //   GET  /healthz, GET /metrics     liveness, Prometheus text
 // Errors are {"error": "..."} with a 4xx/5xx status; each rejected request is logged on one line.
 
@@ -25,12 +29,14 @@ struct service_options {
   std::filesystem::path data_dir = "./hio-data/repository";  // the store's directory
   std::string host = "127.0.0.1";                            // address to listen on
   std::uint16_t port = 0;                                    // 0: any free port
-  std::string secret;  // cluster secret; when set, POST /v1/records needs "Authorization: Bearer <secret>"
+  std::string secret;  // cluster secret; when set, POSTs need "Authorization: Bearer <secret>"
   std::uint64_t segment_bytes = 256ull << 20;  // the store's segment rollover size
 };
 
 inline constexpr std::size_t default_page_records = 1000;  // GET /v1/features without limit=
 inline constexpr std::size_t max_page_records = 100000;    // larger limit= values are clamped to this
+inline constexpr std::size_t default_knowledge_history = 20;   // GET /v1/knowledge without limit=
+inline constexpr std::size_t max_knowledge_history = 10000;    // larger limit= values are clamped to this
 
 store_options to_store_options(const service_options& options);
 

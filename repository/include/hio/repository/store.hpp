@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace hio::repository {
@@ -32,6 +33,14 @@ struct store_counts {
   std::uint64_t rows_read = 0;   // rows returned by since() since this process opened the store
   std::uint64_t batches = 0;     // non-empty put() calls that succeeded, ever
   std::uint64_t duplicates = 0;  // duplicate records refused by put(), ever
+};
+
+// One published knowledge document (see docs/discovery.md), as the store keeps it.
+struct knowledge_entry {
+  std::uint64_t version = 0;         // 1, 2, ...: assigned by put_knowledge, increasing
+  std::int64_t stored_at_ms = 0;     // unix milliseconds when the store committed it
+  std::string summary;               // short JSON text listed by the history
+  std::string document;              // the document's JSON text as handed to put_knowledge ("" in history rows)
 };
 
 // A durable, idempotent store of feature_record. Row metadata lives in SQLite (WAL, synchronous=FULL);
@@ -61,6 +70,17 @@ class store {
 
   // The record of `tuple_id` (cursor set), nullopt when absent; error as for since().
   result<std::optional<feature_record>> get(std::uint64_t tuple_id);
+
+  // Stores a knowledge document durably (one SQLite transaction) under the next version. Error (code 500)
+  // when the database cannot be written.
+  result<knowledge_entry> put_knowledge(std::string document, std::string summary, std::int64_t stored_at_ms);
+
+  // The entry of `version` (0: the newest) with its document; nullopt when there is none. Error (code 500)
+  // when the database cannot be read.
+  result<std::optional<knowledge_entry>> knowledge(std::uint64_t version);
+
+  // Up to `limit` entries, newest first, without their documents; error as for knowledge().
+  result<std::vector<knowledge_entry>> knowledge_history(std::size_t limit);
 
   store_counts counts() const;
   const store_options& options() const noexcept;
