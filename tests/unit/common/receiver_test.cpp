@@ -142,7 +142,7 @@ TEST_CASE("pipelined tuples of random sizes are all acknowledged in order and ar
   REQUIRE(end.has_value());
   CHECK(end->header.type == wire::frame_type::end);
   CHECK(f.handler.durable == sent);
-  CHECK(f.handler.flushes < 50);  // acks are batched when frames queue up... or at worst one per tuple
+  CHECK(f.handler.flushes <= 50);  // batched when frames queue up; how much depends on timing
 }
 
 TEST_CASE("a zstd-compressed tuple is decoded and checked against the uncompressed checksum") {
