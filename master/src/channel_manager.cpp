@@ -12,13 +12,20 @@ std::string_view to_string(channel_state s) noexcept {
 }
 
 void channel_manager::register_worker(const std::string& id, const std::string& host,
-                                      std::vector<channel_info> channels, clock_type::time_point now) {
+                                      std::vector<channel_info> channels, clock_type::time_point now,
+                                      const std::string& instance) {
   worker w;
   w.host = host;
+  w.instance = instance;
   w.last_seen = now;
   for (auto& info : channels) w.channels.push_back(channel{std::move(info)});
   if (auto it = workers_.find(id); it != workers_.end()) {
-    retire(it->second);
+    if (!instance.empty() && instance == it->second.instance) {
+      for (std::size_t i = 0; i < w.channels.size() && i < it->second.channels.size(); ++i)
+        w.channels[i].report = it->second.channels[i].report;
+    } else {
+      retire(it->second);
+    }
     it->second = std::move(w);
   } else {
     workers_.emplace(id, std::move(w));

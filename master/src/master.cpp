@@ -247,7 +247,7 @@ struct master::impl {
                    channels.empty() ? "" : channels[0].processor + " on " + channels[0].device);
       {
         std::lock_guard lock(mutex);
-        cm.register_worker(id, host, std::move(channels), now);
+        cm.register_worker(id, host, std::move(channels), now, b.value("instance", ""));
       }
       dispatch_cv.notify_all();
       return http::json_response(json{{"ok", true}, {"heartbeat_ms", 500}}.dump());

@@ -1,4 +1,5 @@
 #include <hio/worker/controller.hpp>
+#include <hio/common/token.hpp>
 
 #include "master_protocol.hpp"
 
@@ -167,7 +168,8 @@ void controller::heartbeat_loop() {
       for (const auto& ch : channels_) {
         list.push_back({ch->index(), ch->port(), ch->core(), ch->processor_name(), ch->device(), "tcp"});
       }
-      auto r = master.post("/v1/workers", detail::register_body(options_.worker_id, options_.host, list));
+      static const std::string instance = random_secret(8);
+      auto r = master.post("/v1/workers", detail::register_body(options_.worker_id, instance, options_.host, list));
       report(ok(r), "registering failed: " + describe(r));
       if (ok(r)) {
         registered_.store(true);

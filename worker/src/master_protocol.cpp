@@ -4,7 +4,7 @@
 
 namespace hio::worker::detail {
 
-std::string register_body(const std::string& worker_id, const std::string& host,
+std::string register_body(const std::string& worker_id, const std::string& instance, const std::string& host,
                           const std::vector<channel_description>& channels) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& c : channels) {
@@ -15,7 +15,8 @@ std::string register_body(const std::string& worker_id, const std::string& host,
                     {"device", c.device},
                     {"transport", c.transport}});
   }
-  return nlohmann::json{{"id", worker_id}, {"host", host}, {"channels", std::move(list)}}.dump();
+  return nlohmann::json{{"id", worker_id}, {"instance", instance}, {"host", host}, {"channels", std::move(list)}}
+      .dump();
 }
 
 std::string heartbeat_body(bool draining, const std::vector<channel_status>& channels) {

@@ -20,7 +20,9 @@ struct channel_description {
 };
 
 // POST /v1/workers
-std::string register_body(const std::string& worker_id, const std::string& host,
+// `instance` names this run of the worker process: a registration from the same instance (after a port
+// change, or to a restarted master) continues its counters; a new instance starts them from zero.
+std::string register_body(const std::string& worker_id, const std::string& instance, const std::string& host,
                           const std::vector<channel_description>& channels);
 // POST /v1/workers/<id>/heartbeat
 std::string heartbeat_body(bool draining, const std::vector<channel_status>& channels);

@@ -150,3 +150,20 @@ TEST_CASE("a draining worker gets no new leases") {
   CHECK(cm.free_channels() == 0);
   CHECK_FALSE(cm.acquire(1, t0).has_value());
 }
+
+TEST_CASE("a worker registering again keeps its counters unless it is a new process") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(1), t0, "run-1");
+  auto r = report(0, false, 1);
+  r.processed = 10;
+  cm.heartbeat("a", false, {r}, t0);
+  cm.register_worker("a", "h", channels(1), t0 + 1s, "run-1");  // e.g. a channel changed port
+  r.processed = 12;
+  cm.heartbeat("a", false, {r}, t0 + 2s);
+  CHECK(cm.total().processed == 12);
+  cm.register_worker("a", "h", channels(1), t0 + 3s, "run-2");  // restarted: counters start at zero
+  r.processed = 3;
+  r.lease_id = 0;
+  cm.heartbeat("a", false, {r}, t0 + 4s);
+  CHECK(cm.total().processed == 15);
+}

@@ -6,11 +6,12 @@
 using namespace hio::worker;
 using nlohmann::json;
 
-TEST_CASE("the register body names the worker, its host and every channel's port, core, processor and transport") {
+TEST_CASE("the register body names the worker, its run, its host and every channel's port, core, processor and transport") {
   std::vector<detail::channel_description> channels{{0, 40001, 0, "noop", "cpu", "tcp"},
                                                     {1, 40002, 1, "sleep:5", "cpu", "tcp"}};
-  const auto body = json::parse(detail::register_body("node-9", "10.0.0.5", channels));
+  const auto body = json::parse(detail::register_body("node-9", "3f2a", "10.0.0.5", channels));
   CHECK(body["id"] == "node-9");
+  CHECK(body["instance"] == "3f2a");
   CHECK(body["host"] == "10.0.0.5");
   REQUIRE(body["channels"].size() == 2);
   CHECK(body["channels"][1] ==

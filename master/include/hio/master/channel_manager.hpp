@@ -77,9 +77,11 @@ class channel_manager {
 
   explicit channel_manager(options o) : options_(o) {}
 
-  // Adds a worker, or replaces one that registers again (a restarted worker or master).
+  // Adds a worker, or replaces one that registers again. The same `instance` (the same worker process,
+  // e.g. after a channel changed port) keeps its counters; another instance's counters start afresh and
+  // the old ones move to the totals of retired workers.
   void register_worker(const std::string& id, const std::string& host, std::vector<channel_info> channels,
-                       clock_type::time_point now);
+                       clock_type::time_point now, const std::string& instance = {});
   // False when the worker is unknown (the master restarted or removed it): it must register again.
   bool heartbeat(const std::string& id, bool draining, const std::vector<channel_report>& reports,
                  clock_type::time_point now);
@@ -113,6 +115,7 @@ class channel_manager {
   };
   struct worker {
     std::string host;
+    std::string instance;
     bool draining = false;
     clock_type::time_point last_seen{};
     std::vector<channel> channels;
