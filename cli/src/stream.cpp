@@ -142,6 +142,9 @@ int stream(const stream_options& o) {
     }
   if (!flushed) std::cerr << "hio stream: " << flushed.error().message << "\n";
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (const auto st = client.stats(); st.resent_tuples > 0)
+    std::cerr << "hio stream: " << st.resent_tuples << " sends were repeated through " << st.retry_leases
+              << " retry leases after " << st.failed_sessions << " failed sessions (each file is stored once)\n";
   std::cerr << "hio stream: " << ok.load() << " of " << n << " files delivered (" << human_bytes(static_cast<double>(bytes_total))
             << " in " << secs << " s)\n";
   return bad == 0 && flushed ? 0 : 1;

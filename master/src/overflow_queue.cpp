@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
+#include <string_view>
 #include <unordered_set>
 
 namespace hio::master {
@@ -119,7 +121,12 @@ result<void> overflow_queue::replay() {
   std::vector<std::uint32_t> segments;
   for (const auto& e : fs::directory_iterator(options_.dir)) {
     const auto name = e.path().filename().string();
-    if (e.path().extension() == ".qseg") segments.push_back(static_cast<std::uint32_t>(std::stoul(name)));
+    if (e.path().extension() != ".qseg") continue;
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(name.c_str(), &end, 10);
+    if (end == name.c_str() || std::string_view(end) != ".qseg")
+      return make_error(500, "unexpected file " + e.path().string() + " in the queue directory; move it away");
+    segments.push_back(static_cast<std::uint32_t>(n));
   }
   std::sort(segments.begin(), segments.end());
   std::vector<std::uint64_t> still_relevant;
@@ -169,7 +176,9 @@ result<void> overflow_queue::replay() {
   const bool ok = write_all(tfd, still_relevant.data(), still_relevant.size() * 8) && ::fsync(tfd) == 0;
   ::close(tfd);
   if (!ok) return make_error(500, sys_error("cannot write " + tmp.string()));
-  fs::rename(tmp, consumed_path);
+  std::error_code ec;
+  fs::rename(tmp, consumed_path, ec);
+  if (ec) return make_error(500, "cannot replace " + consumed_path.string() + ": " + ec.message());
   consumed_fd_ = ::open(consumed_path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (consumed_fd_ < 0) return make_error(500, sys_error("cannot open " + consumed_path.string()));
   if (!entries_.empty())
@@ -250,7 +259,9 @@ std::vector<queued_tuple> overflow_queue::take(std::size_t max_tuples, std::uint
                       it->tuple_id);
         ++stats_.corrupt_total;
         const std::uint64_t id = it->tuple_id;
-        ::write(consumed_fd_, &id, sizeof id);
+        if (!write_all(consumed_fd_, &id, sizeof id))
+          spdlog::error("queue: cannot record dropped tuple {} as consumed: {}; it reappears after a restart", id,
+                        std::strerror(errno));
         stats_.bytes -= it->length;
         --stats_.length;
         if (--live_per_segment_[it->segment] == 0) live_per_segment_.erase(it->segment);
