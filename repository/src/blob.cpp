@@ -72,6 +72,21 @@ result<void> append_blob(const feature_record& r, std::string& out) {
     payload += f.name;
     put_u64(payload, std::bit_cast<std::uint64_t>(f.value));
   }
+  if (!r.series.empty()) {
+    if (!fits_u32(r.series.size())) {
+      return make_error(400, "record of tuple " + std::to_string(r.tuple_id) + " has too many series");
+    }
+    put_u32(payload, static_cast<std::uint32_t>(r.series.size()));
+    for (const auto& s : r.series) {
+      if (!fits_u32(s.name.size()) || !fits_u32(s.values.size())) {
+        return make_error(400, "a series of tuple " + std::to_string(r.tuple_id) + " is too long");
+      }
+      put_u32(payload, static_cast<std::uint32_t>(s.name.size()));
+      payload += s.name;
+      put_u32(payload, static_cast<std::uint32_t>(s.values.size()));
+      for (const float v : s.values) put_u32(payload, std::bit_cast<std::uint32_t>(v));
+    }
+  }
   if (!fits_u32(payload.size())) {
     return make_error(400, "record of tuple " + std::to_string(r.tuple_id) + " is too large to store");
   }
@@ -106,6 +121,18 @@ result<blob_contents> decode_blob(std::string_view bytes) {
     f.name = in.text(in.uint(4));
     f.value = std::bit_cast<double>(in.uint(8));
     c.features.push_back(std::move(f));
+  }
+  if (in.ok() && in.remaining() > 0) {
+    const auto count = in.uint(4);
+    for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
+      named_series s;
+      s.name = in.text(in.uint(4));
+      const auto values = in.uint(4);
+      if (values > in.remaining() / 4) return make_error(500, "segment blob payload is malformed");
+      s.values.resize(values);
+      for (auto& v : s.values) v = std::bit_cast<float>(static_cast<std::uint32_t>(in.uint(4)));
+      c.series.push_back(std::move(s));
+    }
   }
   if (!in.ok() || in.remaining() != 0) return make_error(500, "segment blob payload is malformed");
   return c;

@@ -1,7 +1,8 @@
 #pragma once
 // The bytes a record occupies in a segment file: a 16-byte header (magic, payload length, XXH3-64 of the
 // payload) and a payload holding what SQLite does not: the tuple id (to cross-check the row), the
-// metadata text and the features. Integers and doubles are little-endian.
+// metadata text, the features and the series (absent in blobs written before series existed).
+// Integers, doubles and floats are little-endian.
 
 #include <hio/common/error.hpp>
 #include <hio/common/record.hpp>
@@ -21,6 +22,7 @@ struct blob_contents {
   std::uint64_t tuple_id = 0;
   std::string metadata;
   std::vector<feature> features;
+  std::vector<named_series> series;
 };
 
 // Appends the blob of `r` to `out`. Error (code 400) when a field is too long for its 32-bit length.

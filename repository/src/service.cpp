@@ -182,6 +182,8 @@ class service {
     auto records = store_->since(after, limit);
     if (!records) return http::error_response(500, records.error().message);
     const auto next = records->empty() ? after : records->back().cursor;
+    // Bulk reads feed analysis (discovery), which has no use for the previews: only /v1/tuples/<id> has them.
+    for (auto& r : *records) r.series.clear();
 
     http::response res;
     if (format == "binary") {
@@ -246,6 +248,17 @@ http::handler make_handler(std::shared_ptr<store> s, service_options options) {
   };
 }
 
+namespace {
+// The double whose shortest text is the float's shortest text (0.3f -> 0.3, not 0.30000001192092896).
+double float_as_printed(float v) {
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  double d = v;
+  std::from_chars(buf, end, d);
+  return d;
+}
+}  // namespace
+
 json record_to_json(const feature_record& r) {
   json metadata = nullptr;
   if (!r.metadata.empty()) {
@@ -255,6 +268,12 @@ json record_to_json(const feature_record& r) {
   json features = json::object();
   for (const auto& f : r.features) {
     features[f.name] = std::isfinite(f.value) ? json(f.value) : json(nullptr);
+  }
+  json series = json::array();
+  for (const auto& s : r.series) {
+    json values = json::array();
+    for (const float v : s.values) values.push_back(std::isfinite(v) ? json(float_as_printed(v)) : json(nullptr));
+    series.push_back({{"name", s.name}, {"values", std::move(values)}});
   }
   return json{{"cursor", r.cursor},
               {"id", r.tuple_id},
@@ -267,7 +286,8 @@ json record_to_json(const feature_record& r) {
               {"channel", r.channel},
               {"processed_at_ms", r.processed_at_ms},
               {"metadata", std::move(metadata)},
-              {"features", std::move(features)}};
+              {"features", std::move(features)},
+              {"series", std::move(series)}};
 }
 
 std::string metrics_text(const store_counts& c) {

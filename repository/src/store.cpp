@@ -450,6 +450,7 @@ struct store::impl {
     }
     r.metadata = std::move(blob->metadata);
     r.features = std::move(blob->features);
+    r.series = std::move(blob->series);
     return r;
   }
 };

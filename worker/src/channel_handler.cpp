@@ -96,6 +96,7 @@ result<void> channel_handler::begin_session(const lease_token& lease, const std:
 result<void> channel_handler::on_tuple(const lease_token&, const received_tuple& t) {
   const auto processed = run_processor(*processor_, t);
   auto record = make_feature_record(t, processed, worker_id_, index_, unix_ms());
+  if (processed.has_value()) record.series = processor_->take_series();
   if (record.status == record_status::failed) {
     spdlog::warn("channel {}: tuple {} failed: {}", index_, t.tuple_id, record.error);
   }

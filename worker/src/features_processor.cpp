@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
 namespace hio::worker::detail {
 
 namespace {
@@ -23,6 +25,25 @@ std::vector<std::string> species_names(std::string_view metadata) {
   return names;
 }
 
+// The preview the dashboard plots: each species' series summed over voxels (Sm) of the first realization,
+// at no more than `points` evenly spaced timepoints. Reads points x voxels elements, not the whole array.
+std::vector<named_series> summed_series(const features::npy_array& a, const std::vector<std::string>& names,
+                                        std::size_t points = 256) {
+  std::vector<named_series> out;
+  const std::size_t stride = (a.timepoints + points - 1) / points;
+  for (std::size_t s = 0; s < a.species; ++s) {
+    named_series series;
+    series.name = s < names.size() ? names[s] : "species " + std::to_string(s);
+    for (std::size_t t = 0; t < a.timepoints; t += stride) {
+      double sum = 0;
+      for (std::size_t v = 0; v < a.voxels; ++v) sum += a.at(0, s, t, v);
+      series.values.push_back(static_cast<float>(sum));
+    }
+    out.push_back(std::move(series));
+  }
+  return out;
+}
+
 class features_processor : public processor {
  public:
   features_processor(std::string spec, std::unique_ptr<features::gpu_extractor> gpu, std::string device)
@@ -37,6 +58,7 @@ class features_processor : public processor {
       o.species_names.clear();  // names that do not match the array are ignored, not fatal
     auto extracted = gpu_ ? gpu_->extract(*array, o) : cpu_.extract(*array, o);
     if (!extracted) return make_error(400, "feature extraction failed: " + extracted.error().message);
+    series_ = summed_series(*array, o.species_names);
     std::vector<feature> out;
     const bool prefix = extracted->size() > 1;
     for (std::size_t r = 0; r < extracted->size(); ++r) {
@@ -46,10 +68,12 @@ class features_processor : public processor {
     }
     return out;
   }
+  std::vector<named_series> take_series() override { return std::exchange(series_, {}); }
   std::string name() const override { return spec_; }
   std::string device() const override { return device_; }
 
  private:
+  std::vector<named_series> series_;
   std::string spec_;
   std::unique_ptr<features::gpu_extractor> gpu_;
   std::string device_;

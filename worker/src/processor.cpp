@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -55,13 +56,21 @@ class sleep_processor final : public processor {
   std::uint64_t ms_;
 };
 
+double thread_cpu_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
 class busy_processor final : public processor {
  public:
   explicit busy_processor(std::uint64_t ms) : ms_(ms) {}
+  // Burns MS ms of this thread's CPU time (not wall time): on a loaded machine a tuple then takes longer,
+  // as real work would.
   result<std::vector<feature>> process(const received_tuple&) override {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms_);
+    const double deadline = thread_cpu_ms() + static_cast<double>(ms_);
     volatile std::uint64_t x = 88172645463325252ull;
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (thread_cpu_ms() < deadline) {
       for (int i = 0; i < 1000; ++i) {  // xorshift: real work the compiler cannot drop
         std::uint64_t v = x;
         v ^= v << 13;

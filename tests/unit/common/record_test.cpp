@@ -1,9 +1,14 @@
 #include <hio/common/id_generator.hpp>
 #include <hio/common/record.hpp>
 
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
 #include <doctest/doctest.h>
+#include <zstd.h>
 
 #include <filesystem>
+#include <sstream>
 #include <unistd.h>
 
 using namespace hio;
@@ -23,9 +28,46 @@ TEST_CASE("a batch of records round-trips through the binary form") {
     r.channel = static_cast<std::uint32_t>(i);
     r.processed_at_ms = 1700000000000 + static_cast<std::int64_t>(i);
     r.features = {{"mean", 1.5}, {"cv", -0.25}};
+    if (i == 2) r.series = {{"mRNA", {1.5f, 2.0f, -3.25f}}, {"protein", {}}};
   }
   auto back = decode_records(encode_records(batch));
   REQUIRE(back.has_value());
+  CHECK(*back == batch);
+}
+
+namespace {
+// The first batch format ("HIR1"), which had no series; discovery's logs may hold such batches.
+struct v1_writer {
+  const feature_record& r;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(r.tuple_id, r.cursor, r.source, r.size, r.xxh3, static_cast<std::uint8_t>(r.status), r.error, r.metadata,
+       r.worker, r.channel, r.processed_at_ms);
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(r.features.size())));
+    for (const auto& f : r.features) ar(f.name, f.value);
+  }
+};
+}  // namespace
+
+TEST_CASE("a batch in the first format, without series, still decodes") {
+  std::vector<feature_record> batch(2);
+  batch[0].tuple_id = 7;
+  batch[0].features = {{"mean", 2.5}};
+  batch[1].tuple_id = 8;
+  batch[1].status = record_status::failed;
+  batch[1].error = "bad";
+  std::ostringstream os;
+  {
+    cereal::PortableBinaryOutputArchive ar(os);
+    ar(std::uint32_t{0x31524948});
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(batch.size())));
+    for (const auto& r : batch) ar(v1_writer{r});
+  }
+  const std::string raw = os.str();
+  std::string z(ZSTD_compressBound(raw.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1));
+  auto back = decode_records(z);
+  REQUIRE_MESSAGE(back.has_value(), (back ? "" : back.error().message));
   CHECK(*back == batch);
 }
 

@@ -256,6 +256,24 @@ TEST_CASE("one tuple is served by id, and an unknown or malformed id is refused"
   check_error(f.get("/v1/tuples/"), 400);
 }
 
+TEST_CASE("a tuple's series are served with the tuple, and left out of bulk feature reads") {
+  fixture f;
+  auto r = make_record(5);
+  r.series = {{"mRNA", {0.3f, 12.0f, std::numeric_limits<float>::quiet_NaN()}}};
+  REQUIRE(f.post({r}).status == 200);
+  const auto one = json::parse(f.get("/v1/tuples/5").body);
+  REQUIRE(one["series"].size() == 1);
+  CHECK(one["series"][0]["name"] == "mRNA");
+  CHECK(one["series"][0]["values"].dump() == "[0.3,12.0,null]");
+  const auto page = f.get("/v1/features");
+  REQUIRE(page.status == 200);
+  CHECK(json::parse(page.body.substr(0, page.body.find('\n')))["series"].empty());
+  auto binary = hio::decode_records(f.get("/v1/features", {{"format", "binary"}}).body);
+  REQUIRE(binary.has_value());
+  REQUIRE(binary->size() == 1);
+  CHECK((*binary)[0].series.empty());
+}
+
 TEST_CASE("unknown paths get 404 and wrong methods get 405") {
   fixture f;
   check_error(f.get("/v2/records"), 404);

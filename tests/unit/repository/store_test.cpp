@@ -34,6 +34,7 @@ feature_record make_record(std::uint64_t id, std::size_t metadata_bytes = 20) {
   r.channel = static_cast<std::uint32_t>(id % 4);
   r.processed_at_ms = 1'700'000'000'000 + static_cast<std::int64_t>(id);
   r.features = {{"mean", 0.5 * static_cast<double>(id)}, {"max", 255.0}, {"nan", std::numeric_limits<double>::quiet_NaN()}};
+  if (id % 3 == 0) r.series = {{"mRNA", {1.0f, 0.5f * static_cast<float>(id), -2.0f}}, {"protein", {}}};
   return r;
 }
 
@@ -67,6 +68,7 @@ void check_same(const feature_record& got, const feature_record& want) {
   CHECK(got.worker == want.worker);
   CHECK(got.channel == want.channel);
   CHECK(got.processed_at_ms == want.processed_at_ms);
+  CHECK(got.series == want.series);
   REQUIRE(got.features.size() == want.features.size());
   for (std::size_t i = 0; i < want.features.size(); ++i) {
     CHECK(got.features[i].name == want.features[i].name);

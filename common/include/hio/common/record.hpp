@@ -21,6 +21,14 @@ struct feature {
   friend bool operator==(const feature&, const feature&) = default;
 };
 
+// A short series kept beside the features for people to look at, e.g. a species' summed time series
+// downsampled to a few hundred points (the dashboard plots it). Not used for clustering.
+struct named_series {
+  std::string name;
+  std::vector<float> values;
+  friend bool operator==(const named_series&, const named_series&) = default;
+};
+
 struct feature_record {
   std::uint64_t tuple_id = 0;
   std::uint64_t cursor = 0;      // assigned by the repository on first store; 0 when draining
@@ -34,6 +42,7 @@ struct feature_record {
   std::uint32_t channel = 0;
   std::int64_t processed_at_ms = 0;  // unix milliseconds
   std::vector<feature> features;
+  std::vector<named_series> series;  // previews from the processor; empty for most processors
 
   friend bool operator==(const feature_record&, const feature_record&) = default;
 };

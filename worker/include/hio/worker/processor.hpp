@@ -21,6 +21,9 @@ class processor {
   // The tuple's features. An error means processing failed: the tuple is stored with status failed and
   // the error's message as reason, and acknowledged FAILED (the source does not retry it).
   virtual result<std::vector<feature>> process(const received_tuple& t) = 0;
+  // Previews of the tuple process() just handled (e.g. its summed time series), moved out; called right
+  // after a successful process() on the same thread. None by default.
+  virtual std::vector<named_series> take_series() { return {}; }
   // The spec this processor was made from, e.g. "sleep:100"; reported to the master.
   virtual std::string name() const = 0;
   // Where it runs: "cpu", or e.g. "cuda:0".
