@@ -347,4 +347,11 @@ queue_stats overflow_queue::stats() const {
   return stats_;
 }
 
+std::size_t dispatch_share(const queue_stats& q, std::size_t free_channels, std::size_t most) {
+  const std::uint64_t available = q.length > q.in_flight ? q.length - q.in_flight : 0;
+  const std::uint64_t free = std::max<std::uint64_t>(1, free_channels);
+  const std::uint64_t share = (available + free - 1) / free;
+  return static_cast<std::size_t>(std::clamp<std::uint64_t>(share, 1, std::max<std::size_t>(1, most)));
+}
+
 }  // namespace hio::master

@@ -160,3 +160,20 @@ TEST_CASE("segments whose tuples are all completed are deleted") {
   CHECK(count_segments() < before);
   CHECK(count_segments() == 1);  // the segment being written stays
 }
+
+TEST_CASE("a dispatch session carries the available backlog spread over the free channels") {
+  using hio::master::dispatch_share;
+  hio::master::queue_stats q;
+  q.length = 4;
+  CHECK(dispatch_share(q, 3, 64) == 2);   // 4 tuples, 3 free channels: 2, then 1 and 1
+  CHECK(dispatch_share(q, 4, 64) == 1);
+  CHECK(dispatch_share(q, 1, 64) == 4);
+  q.in_flight = 3;                        // only one is still waiting
+  CHECK(dispatch_share(q, 1, 64) == 1);
+  q.length = 10'000;
+  q.in_flight = 0;
+  CHECK(dispatch_share(q, 2, 64) == 64);  // never more than the batch bound
+  CHECK(dispatch_share(q, 0, 64) == 64);
+  q.length = 0;
+  CHECK(dispatch_share(q, 5, 64) == 1);   // at least one (take() returns what there is)
+}

@@ -39,6 +39,11 @@ struct queue_stats {
   std::uint64_t enqueued_total = 0, completed_total = 0, corrupt_total = 0;
 };
 
+// How many queued tuples one dispatch session to a free channel should carry: the available backlog spread
+// evenly over the free channels (a channel that took the whole queue would work through it alone while the
+// others idle), at least 1 and at most `most`.
+std::size_t dispatch_share(const queue_stats& q, std::size_t free_channels, std::size_t most);
+
 class overflow_queue {
  public:
   struct options {
