@@ -104,6 +104,8 @@ TEST_CASE("reference: seeded random realizations match the NumPy reference withi
       {{1, 97, 5}, dtype::i4, true},    {{200, 3}, dtype::f8, false},    {{2, 33, 1}, dtype::f8, true},
       {{2, 2, 9}, dtype::f8, false},    {{3, 1, 6}, dtype::u2, true},    {{2, 3, 2}, dtype::f8, true},
       {{4, 31, 12}, dtype::f8, true},
+      // Rows and columns of >= 48 values: the CPU's counting medians (integers, real values).
+      {{2, 150, 120}, dtype::f4, false}, {{2, 120, 150}, dtype::i4, true},
   };
   compare_with_reference(cases, {}, "", 1000);
 }

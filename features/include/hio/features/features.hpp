@@ -35,7 +35,9 @@ struct realization_features {
 };
 
 struct extractor_options {
-  bool measure_plans = false;  // plan FFTs with FFTW_MEASURE (slower first call per T) instead of FFTW_ESTIMATE
+  bool measure_plans = false;  // plan FFTW_MEASURE (slower first call per T) instead of FFTW_ESTIMATE
+  bool avx2 = true;            // run the AVX2 build of the hot loops where the processor has AVX2;
+                               // false forces the baseline build. Both give bit-identical features.
 };
 
 // CPU reference extractor. It caches FFTW plans per series length and scratch buffers sized to the
