@@ -4,6 +4,7 @@
 #include "detail/pca.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -11,14 +12,14 @@
 #include <new>
 #include <numeric>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 namespace hio::discovery {
 namespace {
 
 constexpr double inf = std::numeric_limits<double>::infinity();
-// Alive clusters between a strided read being prefetched and being used.
-constexpr std::size_t prefetch_distance = 48;
 
 // A merge as an algorithm finds it: the slots (observation indices standing for clusters) it joins.
 struct raw_merge {
@@ -235,159 +236,184 @@ std::vector<raw_merge> single_linkage(const matrix& x) {
   return raw;
 }
 
-// The clusters still alive, in increasing slot order, as a doubly linked list over 0..n-1.
-class active_list {
- public:
-  explicit active_list(std::size_t n) : next_(n + 1), prev_(n + 1) {
-    for (std::size_t i = 0; i <= n; ++i) {
-      next_[i] = static_cast<std::uint32_t>(i + 1);
-      prev_[i] = static_cast<std::uint32_t>(i == 0 ? n : i - 1);
-    }
-    head_ = n;  // sentinel: next_[n] is the first alive slot
-    next_[n] = 0;
-    prev_[0] = static_cast<std::uint32_t>(n);
-    end_ = n;
-  }
-  std::size_t first() const noexcept { return next_[head_]; }
-  std::size_t next(std::size_t i) const noexcept { return next_[i]; }
-  std::size_t end() const noexcept { return end_; }
-  void remove(std::size_t i) noexcept {
-    next_[prev_[i]] = next_[i];
-    if (next_[i] != end_) prev_[next_[i]] = prev_[i];
-  }
+// Rows per tile of the square distance matrix: a tile's rows of x and its block of distances stay in cache
+// while the block is mirrored across the diagonal. A row of tiles is a thread's unit of work.
+constexpr std::size_t distance_tile = 64;
+// Below this many observations the distances are computed on the calling thread alone.
+constexpr std::size_t threaded_distances_from = 2048;
 
- private:
-  std::vector<std::uint32_t> next_;
-  std::vector<std::uint32_t> prev_;
-  std::size_t head_ = 0;
-  std::size_t end_ = 0;
-};
-
-// SciPy's nearest-neighbour chain on the condensed matrix (complete and average), finding the same merges
-// in the same order, ties included. Three things make it faster than SciPy's loop without changing a
-// choice:
-// - SciPy keeps a merged cluster in the higher-numbered of its two slots, so long-lived clusters drift to
-//   the end of the matrix, where their distances lie in strided columns. Here a cluster's place in the
-//   matrix (its position) is decoupled from its SciPy slot: the merged cluster takes the lower position,
-//   so the distances of long-lived clusters lie in contiguous rows. Ties are still broken by slot.
-// - In the strided column part of a search, position i is skipped when floor[i], a lower bound on every
-//   alive distance in row i, already exceeds the best distance found.
-// - Strided reads are prefetched a few alive clusters ahead.
-template <class Update>
-std::vector<raw_merge> chain_on_matrix(const matrix& x, std::span<const double> weights, Update update) {
+// The full n×n Euclidean distance matrix of the rows of x into dist (row-major), the diagonal +inf. Each
+// distance is computed once, as squared_distance sums it, and mirrored, so dist[i n + j] and dist[j n + i]
+// hold the same bits. Rows of tiles go to up to hardware_concurrency() threads, which also share the
+// first-touch page faults of the fresh matrix (on the test VM a third of the time here).
+void fill_square_distances(const matrix& x, double* dist) {
   const auto& k = detail::kernels();
   const std::size_t n = x.rows();
   const std::size_t d = x.cols();
-  // Uninitialised: every entry is written before it is read. (Huge pages would spare TLB misses on the
-  // strided column reads, but faulting them in took 4 s per GB on the test VM.)
-  std::unique_ptr<double[]> buffer(new double[n * (n - 1) / 2]);
-  double* dist = buffer.get();
-  auto row_of = [n](std::size_t i) { return n * i - i * (i + 1) / 2 - i - 1; };  // dist[row_of(i) + j], j > i
-  std::vector<double> floor(n, inf);
-  for (std::size_t i = 0; i + 1 < n; i += 4) {
-    const std::size_t count = std::min<std::size_t>(4, n - 1 - i);
-    k.condensed_rows(x.data(), n, d, i, count, dist);
-    for (std::size_t r = i; r < i + count; ++r)
-      floor[r] = *std::min_element(dist + row_of(r) + r + 1, dist + row_of(r) + n);
+  const std::size_t tiles = (n + distance_tile - 1) / distance_tile;
+  std::atomic<std::size_t> next_tile{0};
+  auto work = [&] {
+    for (std::size_t t = next_tile.fetch_add(1); t < tiles; t = next_tile.fetch_add(1)) {
+      const std::size_t i0 = t * distance_tile;
+      const std::size_t i1 = std::min(n, i0 + distance_tile);
+      for (std::size_t j0 = i0; j0 < n; j0 += distance_tile) {
+        const std::size_t j1 = std::min(n, j0 + distance_tile);
+        for (std::size_t i = i0; i < i1; i += 4)
+          k.distance_rows(x.data(), d, i, std::min<std::size_t>(4, i1 - i), j0, j1, dist + i * n + j0, n);
+        if (j0 == i0) continue;  // the diagonal tile holds both of its halves already
+        for (std::size_t j = j0; j < j1; ++j)
+          for (std::size_t i = i0; i < i1; ++i) dist[j * n + i] = dist[i * n + j];
+      }
+      for (std::size_t i = i0; i < i1; ++i) dist[i * n + i] = inf;
+    }
+  };
+  const std::size_t threads =
+      n < threaded_distances_from ? 1 : std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, tiles);
+  std::vector<std::thread> helpers;
+  for (std::size_t t = 1; t < threads; ++t) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: the calling thread does the rest
+    }
   }
-  auto at = [&](std::size_t i, std::size_t j) -> double& { return i < j ? dist[row_of(i) + j] : dist[row_of(j) + i]; };
+  work();
+  for (std::thread& h : helpers) h.join();
+}
 
-  // Indexed by position: SciPy slot, cluster size. Indexed by slot: position, whether alive.
-  std::vector<std::size_t> slot(n);
-  std::vector<std::size_t> position(n);
-  std::iota(slot.begin(), slot.end(), std::size_t{0});
-  std::iota(position.begin(), position.end(), std::size_t{0});
+// The smallest of row[alive[0 .. count)] and the lowest position holding it (alive is increasing); +inf
+// and no position when no entry is below +inf. Four interleaved minima, each over increasing positions,
+// combined with ties to the lower position: the result of SciPy's index-ordered scan.
+struct row_minimum {
+  double value = inf;
+  std::size_t position = std::numeric_limits<std::size_t>::max();
+};
+row_minimum minimum_of_row(const double* row, const std::uint32_t* alive, std::size_t count) noexcept {
+  double best[4] = {inf, inf, inf, inf};
+  std::size_t at[4] = {};
+  std::size_t k = 0;
+  for (; k + 4 <= count; k += 4) {
+#pragma GCC unroll 4
+    for (std::size_t lane = 0; lane < 4; ++lane) {
+      const double v = row[alive[k + lane]];
+      if (v < best[lane]) {
+        best[lane] = v;
+        at[lane] = alive[k + lane];
+      }
+    }
+  }
+  for (; k < count; ++k) {
+    const double v = row[alive[k]];
+    if (v < best[0]) {
+      best[0] = v;
+      at[0] = alive[k];
+    }
+  }
+  row_minimum m;
+  for (std::size_t lane = 0; lane < 4; ++lane) {
+    if (best[lane] < m.value || (best[lane] == m.value && best[lane] < inf && at[lane] < m.position)) {
+      m.value = best[lane];
+      m.position = at[lane];
+    }
+  }
+  return m;
+}
+
+// SciPy's nearest-neighbour chain (complete and average) on the full square distance matrix, finding the
+// same merges in the same order with the same arithmetic, ties included: a cluster's row is its SciPy
+// slot, and a merged cluster keeps the higher slot, as SciPy's does.
+//
+// Every access is to a row: a search scans row a over the alive slots; a merge of x and y writes row y
+// from rows x and y. SciPy also rewrites column y (in a square matrix a strided write per alive cluster,
+// each a cache and TLB miss); here that is left undone, and a row is brought up to date (`catch_up`)
+// when the chain next reads it by replaying, on that row alone, the merges made since it was last
+// current: row[y] = update(row[x], row[y]) with the merge's sizes, the very operations SciPy performs on
+// that row's entries, in the same order, so every value has SciPy's bits. Rows of clusters the chain
+// never reads again are never brought up to date.
+template <class Update>
+std::vector<raw_merge> chain_on_square(const matrix& x, std::span<const double> weights, Update update) {
+  const std::size_t n = x.rows();
+  if (n > (std::numeric_limits<std::size_t>::max() / sizeof(double)) / n) throw std::bad_alloc();
+  // Uninitialised: fill_square_distances writes every entry, in parallel, before any is read.
+  std::unique_ptr<double[]> buffer(new double[n * n]);
+  double* dist = buffer.get();
+  fill_square_distances(x, dist);
+
+  std::vector<std::uint32_t> alive(n);  // alive slots, increasing
+  std::iota(alive.begin(), alive.end(), std::uint32_t{0});
   std::vector<double> size(weights.begin(), weights.end());
-  std::vector<bool> slot_alive(n, true);
-  std::size_t lowest_slot = 0;
-  active_list alive(n);
-  std::vector<std::size_t> chain;  // positions
+  struct merge_record {
+    std::uint32_t x = 0;  // the slot dropped
+    std::uint32_t y = 0;  // the slot that holds the merged cluster
+    double distance = 0;
+    double nx = 0;
+    double ny = 0;
+  };
+  std::vector<merge_record> merges;
+  merges.reserve(n - 1);
+  std::vector<std::size_t> current(n, 0);  // row i is up to date with merges[0 .. current[i])
+  auto catch_up = [&](std::size_t i) {
+    double* row = dist + i * n;
+    const double ni = size[i];
+    for (std::size_t s = current[i]; s < merges.size(); ++s) {
+      const merge_record& m = merges[s];
+      row[m.y] = update(row[m.x], row[m.y], m.distance, m.nx, m.ny, ni);
+    }
+    current[i] = merges.size();
+  };
+
+  std::vector<std::size_t> chain;
   chain.reserve(n);
   std::vector<raw_merge> raw;
   raw.reserve(n - 1);
   for (std::size_t step = 0; step + 1 < n; ++step) {
-    if (chain.empty()) {
-      while (!slot_alive[lowest_slot]) ++lowest_slot;
-      chain.push_back(position[lowest_slot]);
-    }
+    if (chain.empty()) chain.push_back(alive.front());
     std::size_t a = 0;
     std::size_t b = 0;
     double best = inf;
     for (;;) {
       a = chain.back();
+      catch_up(a);
+      const double* row = dist + a * n;
+      const row_minimum m = minimum_of_row(row, alive.data(), alive.size());  // row[a] is +inf
       // SciPy's choice: the previous chain element unless something is strictly nearer, else the
-      // lowest-slotted of the nearest; `kept` says the previous element still holds.
-      bool kept = chain.size() > 1;
-      if (kept) {
+      // lowest-slotted of the nearest.
+      if (chain.size() > 1) {
         b = chain[chain.size() - 2];
-        best = at(a, b);
+        best = row[b];
+        if (m.value < best) {
+          best = m.value;
+          b = m.position;
+        }
+      } else if (m.value < inf) {
+        best = m.value;
+        b = m.position;
       } else {
-        best = inf;
-      }
-      auto consider = [&](double v, std::size_t i) {
-        if (v < best) {
-          best = v;
-          b = i;
-          kept = false;
-        } else if (v == best && !kept && slot[i] < slot[b]) {
-          b = i;
-        }
-      };
-      const double* row = dist + row_of(a);
-      double row_min = inf;
-      for (std::size_t i = alive.next(a); i != alive.end(); i = alive.next(i)) {
-        row_min = std::min(row_min, row[i]);
-        consider(row[i], i);
-      }
-      floor[a] = row_min;
-      std::size_t ahead = alive.first();
-      for (std::size_t p = 0; p < prefetch_distance && ahead < a; ++p) ahead = alive.next(ahead);
-      for (std::size_t i = alive.first(); i < a; i = alive.next(i)) {
-        if (ahead < a) {
-          if (floor[ahead] <= best) __builtin_prefetch(dist + row_of(ahead) + a);
-          ahead = alive.next(ahead);
-        }
-        if (floor[i] <= best) consider(dist[row_of(i) + a], i);
+        best = inf;  // every distance overflowed: the lowest other slot
+        b = alive.front() != a ? alive.front() : alive[1];
       }
       if (chain.size() > 1 && b == chain[chain.size() - 2]) break;
       chain.push_back(b);
     }
     chain.resize(chain.size() - 2);
-    // SciPy's bookkeeping by slot: x (the lower slot) is dropped, y holds the merged cluster.
-    std::size_t px = a;
-    std::size_t py = b;
-    if (slot[px] > slot[py]) std::swap(px, py);
-    const double nx = size[px];
-    const double ny = size[py];
-    raw.push_back({slot[px], slot[py], best});
-    slot_alive[slot[px]] = false;
-    const std::size_t keep = std::min(px, py);
-    const std::size_t gone = std::max(px, py);
-    alive.remove(gone);
-    double b_row_min = inf;
-    std::size_t ahead = alive.first();
-    for (std::size_t p = 0; p < prefetch_distance && ahead < gone; ++p) ahead = alive.next(ahead);
-    for (std::size_t i = alive.first(); i != alive.end(); i = alive.next(i)) {
-      if (ahead < gone) {
-        if (ahead != keep) {
-          __builtin_prefetch(&at(ahead, gone));
-          __builtin_prefetch(&at(ahead, keep), 1);
-        }
-        ahead = alive.next(ahead);
-      }
-      if (i == keep) continue;
-      const double merged = update(at(i, px), at(i, py), best, nx, ny, size[i]);
-      at(i, keep) = merged;
-      if (i < keep) {
-        floor[i] = std::min(floor[i], merged);
-      } else {
-        b_row_min = std::min(b_row_min, merged);
-      }
+    // SciPy's bookkeeping: x (the lower slot) is dropped, y holds the merged cluster.
+    const std::size_t lo = std::min(a, b);
+    const std::size_t hi = std::max(a, b);
+    catch_up(lo);
+    catch_up(hi);
+    const double nx = size[lo];
+    const double ny = size[hi];
+    raw.push_back({lo, hi, best});
+    alive.erase(std::lower_bound(alive.begin(), alive.end(), static_cast<std::uint32_t>(lo)));
+    const double* row_x = dist + lo * n;
+    double* row_y = dist + hi * n;
+    for (const std::uint32_t i : alive) {
+      if (i == hi) continue;
+      row_y[i] = update(row_x[i], row_y[i], best, nx, ny, size[i]);
     }
-    floor[keep] = b_row_min;
-    size[keep] = nx + ny;
-    slot[keep] = slot[py];
-    position[slot[py]] = keep;
+    size[hi] = nx + ny;
+    merges.push_back({static_cast<std::uint32_t>(lo), static_cast<std::uint32_t>(hi), best, nx, ny});
+    current[hi] = merges.size();
   }
   return raw;
 }
@@ -539,17 +565,17 @@ result<linkage_matrix> linkage(const matrix& x, std::span<const double> weights,
     switch (method) {
       case linkage_method::single: raw = single_linkage(x); break;
       case linkage_method::complete:
-        raw = chain_on_matrix(x, weights, [](double da, double db, double, double, double, double) { return std::max(da, db); });
+        raw = chain_on_square(x, weights, [](double da, double db, double, double, double, double) { return std::max(da, db); });
         break;
       case linkage_method::average:
-        raw = chain_on_matrix(x, weights, [](double da, double db, double, double na, double nb, double) {
+        raw = chain_on_square(x, weights, [](double da, double db, double, double na, double nb, double) {
           return (na * da + nb * db) / (na + nb);
         });
         break;
       case linkage_method::ward: raw = ward_on_centroids(x, weights); break;
     }
   } catch (const std::bad_alloc&) {
-    const double gib = static_cast<double>(n) * static_cast<double>(n - 1) / 2 * sizeof(double) / (1u << 30);
+    const double gib = static_cast<double>(n) * static_cast<double>(n) * sizeof(double) / (1u << 30);
     return make_error(413, "linkage: not enough memory for " + std::string(to_string(method)) + " linkage of " +
                                std::to_string(n) + " observations (complete and average need " +
                                std::to_string(static_cast<long long>(std::ceil(gib))) +

@@ -1,6 +1,7 @@
 #pragma once
-// The inner loops of the discovery algorithms, built twice (baseline x86-64 and AVX2) and chosen once at
-// run time. Both builds sum in the same order and neither contracts to FMA, so they return the same bits.
+// The inner loops of the discovery algorithms, built three times (baseline x86-64, AVX2, AVX-512) and
+// chosen once at run time. All builds sum in the same order and none contracts to FMA, so they return the
+// same bits.
 
 #include <cstddef>
 #include <cstdint>
@@ -19,10 +20,10 @@ struct kernel_table {
   // As squared_distance, but returns early with a partial sum once that exceeds `bound`; the result is
   // exact whenever it is at most `bound`.
   double (*squared_distance_bounded)(const double* a, const double* b, std::size_t d, double bound);
-  // Rows i0 .. i0 + count - 1 (count <= 4) of the condensed Euclidean distance matrix of the n×d matrix x
-  // into `condensed` (n (n - 1) / 2 doubles), each equal to sqrt(squared_distance).
-  void (*condensed_rows)(const double* x, std::size_t n, std::size_t d, std::size_t i0, std::size_t count,
-                         double* condensed);
+  // Distances of rows i0 .. i0 + count - 1 of the row-major matrix x (d columns) to its rows j0 .. j1 - 1:
+  // out[r * stride + (j - j0)] = sqrt(squared_distance(x_(i0 + r), x_j)), the same bits.
+  void (*distance_rows)(const double* x, std::size_t d, std::size_t i0, std::size_t count, std::size_t j0,
+                        std::size_t j1, double* out, std::size_t stride);
   // For each of `count` rows (row-major, d each), the centre minimising |c|² - 2 x·c (lowest index on
   // ties), given panels as above and norms[c] = |c|² (+inf for padding). k is a multiple of panel_width.
   void (*nearest_centres)(const double* rows, std::size_t count, const double* panels, const double* norms,
@@ -35,6 +36,7 @@ struct kernel_table {
 const kernel_table& kernels() noexcept;
 
 extern const kernel_table baseline_kernels;
-extern const kernel_table avx2_kernels;  // only on x86-64
+extern const kernel_table avx2_kernels;    // only on x86-64
+extern const kernel_table avx512_kernels;  // only on x86-64
 
 }  // namespace hio::discovery::detail

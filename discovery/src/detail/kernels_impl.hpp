@@ -1,8 +1,9 @@
 #pragma once
 // The bodies of the kernels in kernels.hpp. Included by exactly one .cpp per instruction set, which
-// defines HIO_KERNEL_QUERY_BLOCK (rows per condensed_rows pass, at most 4) and HIO_KERNEL_ROW_BLOCK
-// (rows per nearest_centres pass) to suit its register count. Everything here has internal linkage, so
-// the two builds never replace each other's functions.
+// defines HIO_KERNEL_QUERY_BLOCK (rows per distance_rows pass, at most 4) and HIO_KERNEL_ROW_BLOCK
+// (rows per nearest_centres pass) to suit its register count, and HIO_KERNEL_WIDE8 where 8-double
+// vectors are native (distance_rows then sums 8 lanes at once, in the same order). Everything here has
+// internal linkage, so the builds never replace each other's functions.
 
 #include "detail/kernels.hpp"
 
@@ -25,6 +26,16 @@ inline __attribute__((always_inline)) v4d load4(const double* p) noexcept {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+
+#ifdef HIO_KERNEL_WIDE8
+using v8d = double __attribute__((vector_size(64)));
+
+inline __attribute__((always_inline)) v8d load8(const double* p) noexcept {
+  v8d v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+#endif
 
 inline __attribute__((always_inline)) double lane_sum(v4d s) noexcept { return (s[0] + s[1]) + (s[2] + s[3]); }
 
@@ -69,23 +80,32 @@ double squared_distance_bounded(const double* a, const double* b, std::size_t d,
   return squared_distance_impl<true>(a, b, d, bound);
 }
 
-inline std::size_t condensed_index(std::size_t n, std::size_t i, std::size_t j) noexcept {
-  return n * i - i * (i + 1) / 2 + (j - i - 1);
-}
-
-// Q rows against every later row, in squared_distance's summation order.
+// Q rows i0 .. i0 + Q - 1 against rows j0 .. j1 - 1, in squared_distance's summation order.
 template <std::size_t Q>
-void condensed_block(const double* x, std::size_t n, std::size_t d, std::size_t i0, double* condensed) {
+void distance_block(const double* x, std::size_t d, std::size_t i0, std::size_t j0, std::size_t j1, double* out,
+                    std::size_t stride) {
   const double* q[Q];
-  std::size_t base[Q];  // condensed[base[r] + j] is (i0 + r, j); unsigned wrap-around makes it exact
-  for (std::size_t r = 0; r < Q; ++r) {
-    q[r] = x + (i0 + r) * d;
-    base[r] = condensed_index(n, i0 + r, i0 + r + 1) - (i0 + r + 1);
-  }
-  for (std::size_t jrow = i0 + 1; jrow < n; ++jrow) {
+  for (std::size_t r = 0; r < Q; ++r) q[r] = x + (i0 + r) * d;
+  for (std::size_t jrow = j0; jrow < j1; ++jrow) {
     const double* b = x + jrow * d;
     v4d acc[Q][2] = {};
     std::size_t j = 0;
+#ifdef HIO_KERNEL_WIDE8
+    // One 8-lane accumulator per row: lanes 0-3 are acc[r][0], lanes 4-7 acc[r][1], the same sums.
+    v8d wide[Q] = {};
+    for (; j + 8 <= d; j += 8) {
+      const v8d b8 = load8(b + j);
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < Q; ++r) {
+        const v8d t = load8(q[r] + j) - b8;
+        wide[r] += t * t;
+      }
+    }
+    for (std::size_t r = 0; r < Q; ++r) {
+      std::memcpy(&acc[r][0], &wide[r], sizeof(v4d));
+      std::memcpy(&acc[r][1], reinterpret_cast<const char*>(&wide[r]) + sizeof(v4d), sizeof(v4d));
+    }
+#else
     for (; j + 8 <= d; j += 8) {
       const v4d b0 = load4(b + j);
       const v4d b1 = load4(b + j + 4);
@@ -97,6 +117,7 @@ void condensed_block(const double* x, std::size_t n, std::size_t d, std::size_t 
         acc[r][1] += t1 * t1;
       }
     }
+#endif
     const bool four = j + 4 <= d;
     if (four) {
       const v4d b0 = load4(b + j);
@@ -108,29 +129,29 @@ void condensed_block(const double* x, std::size_t n, std::size_t d, std::size_t 
       j += 4;
     }
     for (std::size_t r = 0; r < Q; ++r) {
-      if (jrow <= i0 + r) continue;
       double sum = lane_sum(acc[r][0] + acc[r][1]);
       for (std::size_t t = j; t < d; ++t) {
         const double diff = q[r][t] - b[t];
         sum += diff * diff;
       }
-      condensed[base[r] + jrow] = std::sqrt(sum);
+      out[r * stride + (jrow - j0)] = std::sqrt(sum);
     }
   }
 }
 
-void condensed_rows(const double* x, std::size_t n, std::size_t d, std::size_t i0, std::size_t count,
-                    double* condensed) {
+void distance_rows(const double* x, std::size_t d, std::size_t i0, std::size_t count, std::size_t j0, std::size_t j1,
+                   double* out, std::size_t stride) {
   while (count > 0) {
     const std::size_t take = count < HIO_KERNEL_QUERY_BLOCK ? count : HIO_KERNEL_QUERY_BLOCK;
     switch (take) {
-      case 1: condensed_block<1>(x, n, d, i0, condensed); break;
-      case 2: condensed_block<2>(x, n, d, i0, condensed); break;
-      case 3: condensed_block<3>(x, n, d, i0, condensed); break;
-      default: condensed_block<4>(x, n, d, i0, condensed); break;
+      case 1: distance_block<1>(x, d, i0, j0, j1, out, stride); break;
+      case 2: distance_block<2>(x, d, i0, j0, j1, out, stride); break;
+      case 3: distance_block<3>(x, d, i0, j0, j1, out, stride); break;
+      default: distance_block<4>(x, d, i0, j0, j1, out, stride); break;
     }
     i0 += take;
     count -= take;
+    out += take * stride;
   }
 }
 
@@ -208,7 +229,7 @@ void projected_gaps(const double* coords, std::size_t stride, std::size_t count,
 }
 
 constexpr kernel_table make_table() noexcept {
-  return {&squared_distance, &squared_distance_bounded, &condensed_rows, &nearest_centres, &projected_gaps};
+  return {&squared_distance, &squared_distance_bounded, &distance_rows, &nearest_centres, &projected_gaps};
 }
 
 }  // namespace

@@ -19,11 +19,12 @@ namespace hio::discovery {
 // principal coordinates (d >= 16), which changes no result.
 // - single:   Prim's minimum spanning tree on the implicit complete graph: O(n) memory (8 principal
 //   coordinates per observation).
-// - complete, average: SciPy's nearest-neighbour chain on the condensed distance matrix:
-//   n (n - 1) / 2 doubles (1.6 GB at n = 20,000; 3.6 GB at 30,000; 8 GB at 44,700).
+// - complete, average: SciPy's nearest-neighbour chain on the full square distance matrix, so that every
+//   read is a row: n² doubles (3.2 GB at n = 20,000; 7.2 GB at 30,000; 8 GB at 31,600). The distances
+//   are computed on up to std::thread::hardware_concurrency() threads; the chain runs on the caller's.
 // - ward:     the nearest-neighbour chain on cluster centroids and sizes: one n×d copy plus O(n) memory.
-// Measured on a 2-core VM (experiments/discovery): n = 20,000, d = 59 in 3.4 s (single, ward) and
-// 10 s (complete, average).
+// Measured on a 2-core VM (experiments/discovery): n = 20,000, d = 59 in 3.2-3.6 CPU s (single, ward)
+// and 5-6 CPU s over both cores, 3.3 s on the calling thread (complete, average).
 enum class linkage_method { single, complete, average, ward };
 
 std::string_view to_string(linkage_method method) noexcept;
@@ -53,7 +54,7 @@ struct linkage_matrix {
 // sizes, and in distances to rounding (~1e-15 relative). For single, complete and average that holds
 // even where distances tie (duplicate rows, say). Ward computes distances from centroids, which round
 // differently from SciPy's Lance-Williams updates (up to ~1e-12 relative), so where ward distances tie
-// it may take another of the equally valid merges. Single threaded. Error (code 400) when x holds a NaN
+// it may take another of the equally valid merges. Error (code 400) when x holds a NaN
 // or infinite value; (code 413) when the memory cannot be had (see linkage_method). Where the system
 // overcommits memory, an allocation too large for RAM may instead succeed and the process be killed
 // later: callers check n against the memory they have before asking for complete or average.
