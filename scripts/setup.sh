@@ -11,8 +11,12 @@ packages=(
   doctest-dev nlohmann-json3-dev libcli11-dev
   libsqlite3-dev libxxhash-dev xxhash
   libfftw3-dev
+  libucx-dev
   iperf3 wrk python3 python3-numpy
+  ucx-utils python3-matplotlib
+  chromium
   procps iproute2
+  slurm-wlm munge libcurl4-openssl-dev openssl python3-yaml
 )
 
 missing=()
