@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
   up_cmd->add_flag("--autoscale", up.autoscale, "Let the master start and stop workers with the load");
   up_cmd->add_option("--min-workers", up.min_workers, "With --autoscale: fewest workers")->capture_default_str();
   up_cmd->add_option("--max-workers", up.max_workers, "With --autoscale: most workers")->capture_default_str();
+  up_cmd->add_option("--provisioner", up.provisioner, "With --autoscale: local, slurm, kubernetes, command:OUT|IN")
+      ->capture_default_str();
+  up_cmd->add_option("--master-arg", up.master_args, "Pass this argument to hio-master (repeatable), e.g. --master-arg=--slurm-partition=short");
   up_cmd->add_option("--discovery-interval", up.discovery_interval, "Seconds between hio-discovery ticks")
       ->capture_default_str()->check(CLI::PositiveNumber);
 
@@ -52,6 +55,9 @@ int main(int argc, char** argv) {
       ->envname("HIO_SOURCE_TOKEN");
   sm_cmd->add_option("--session-tuples", sm.session_tuples, "Tuples per lease")->capture_default_str();
   sm_cmd->add_flag("--compress", sm.compress, "zstd-compress payloads on the wire");
+  sm_cmd->add_option("--transport", sm.transport, "tcp, ucx (an error if no channel or this build lacks UCX) or auto")
+      ->check(CLI::IsMember({"tcp", "ucx", "auto"}))
+      ->capture_default_str();
   bool quiet = false;
   sm_cmd->add_flag("--quiet,-q", quiet, "No progress bar");
   sm_cmd->add_option("files", sm.files, "Files to send, one tuple each")->required();
@@ -65,6 +71,9 @@ int main(int argc, char** argv) {
   be_cmd->add_option("--sources", be.sources, "Concurrent sources (leases: client threads)")->capture_default_str();
   be_cmd->add_option("--session-tuples", be.session_tuples, "Tuples per lease")->capture_default_str();
   be_cmd->add_option("--rate", be.rate, "leases: total requests per second (0: as fast as possible)");
+  be_cmd->add_option("--transport", be.transport, "tuples: tcp, ucx or auto")
+      ->check(CLI::IsMember({"tcp", "ucx", "auto"}))
+      ->capture_default_str();
   be_cmd->add_option("--npy", be.npy, "tuples: float32 .npy realizations shaped SxTxV (e.g. 2x3000x250) instead of random bytes");
 
   CLI11_PARSE(app, argc, argv);

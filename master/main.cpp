@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   app.add_option("--dispatch-threads", o.dispatch_threads, "Concurrent queue-to-channel transfers")->capture_default_str();
   app.add_option("--http-threads", o.http_threads, "Threads serving REST")->capture_default_str();
   app.add_option("--port-file", port_file, "Write the REST port here once listening");
+  app.add_option("--repository", o.repository_url, "Repository URL: for the dashboard and the workers the master starts");
+  app.add_flag("!--no-dashboard", o.dashboard, "Do not serve the dashboard at /");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   int target_delay_ms = static_cast<int>(o.scaling.target_delay.count());
   int out_cooldown_ms = static_cast<int>(o.scaling.scale_out_cooldown.count());
@@ -42,7 +44,7 @@ int main(int argc, char** argv) {
   int interval_ms = static_cast<int>(o.scaling_interval.count());
   auto* scaling = app.add_option_group("Scaling", "The master starts and stops workers with the load");
   scaling->add_flag("--autoscale", o.autoscale, "Scale workers with the load");
-  scaling->add_option("--provisioner", o.provisioner, "local, or command:<scale-out script>|<scale-in script>")
+  scaling->add_option("--provisioner", o.provisioner, "local, slurm, kubernetes, or command:<scale-out script>|<scale-in script>")
       ->capture_default_str();
   scaling->add_option("--min-workers", o.scaling.min_workers, "Fewest workers")->capture_default_str();
   scaling->add_option("--max-workers", o.scaling.max_workers, "Most workers")->capture_default_str();
@@ -51,13 +53,33 @@ int main(int argc, char** argv) {
   scaling->add_option("--scale-out-cooldown-ms", out_cooldown_ms, "Between scale-outs")->capture_default_str();
   scaling->add_option("--scale-in-cooldown-ms", in_cooldown_ms, "Spare capacity must last this long")->capture_default_str();
   scaling->add_option("--scaling-interval-ms", interval_ms, "How often the policy decides")->capture_default_str();
-  scaling->add_option("--repository", o.workers.repository_url, "Repository URL for the workers the master starts");
   scaling->add_option("--worker-bin", o.workers.worker_bin, "hio-worker to start (default: beside hio-master)");
   scaling->add_option("--worker-channels", o.workers.channels, "Channels per started worker (0: one per core)");
   scaling->add_option("--worker-processor", o.workers.processor, "Processor of started workers")->capture_default_str();
   scaling->add_option("--worker-log-dir", o.workers.log_dir, "Where started workers log (default: the master's stderr)");
+  auto& sl = o.workers.slurm;
+  auto& k8s = o.workers.kubernetes;
+  double slurm_stop_timeout_s = std::chrono::duration<double>(sl.stop_timeout).count();
+  auto* slurm = app.add_option_group("Slurm", "--provisioner slurm: one batch job per worker (docs/scaling.md)");
+  slurm->add_option("--slurm-partition", sl.partition, "Partition of the jobs (default: the cluster's)");
+  slurm->add_option("--slurm-args", sl.extra_args, "More sbatch arguments, e.g. \"--time=8:00:00 --mem=8G\"");
+  slurm->add_option("--slurm-worker-host", sl.worker_host, "Workers' --host (default: the node's first address)");
+  slurm->add_option("--slurm-stop-timeout-s", slurm_stop_timeout_s, "scancel a drained job still running after this")
+      ->capture_default_str();
+  slurm->add_option("--slurm-sbatch", sl.sbatch, "sbatch command")->capture_default_str();
+  slurm->add_option("--slurm-squeue", sl.squeue, "squeue command")->capture_default_str();
+  slurm->add_option("--slurm-scancel", sl.scancel, "scancel command")->capture_default_str();
+  auto* kube = app.add_option_group("Kubernetes", "--provisioner kubernetes: a StatefulSet of workers (deploy/kubernetes)");
+  kube->add_option("--k8s-namespace", k8s.ns, "Namespace (default: the pod's own)");
+  kube->add_option("--k8s-statefulset", k8s.statefulset, "The workers' StatefulSet")->capture_default_str();
+  kube->add_option("--k8s-api-server", k8s.api_server, "API server URL (default: from $KUBERNETES_SERVICE_HOST/PORT)");
+  kube->add_option("--k8s-token-file", k8s.token_file, "Service-account token")->capture_default_str();
+  kube->add_option("--k8s-ca-file", k8s.ca_file, "CA of the API server")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
+  sl.stop_timeout = std::chrono::milliseconds(static_cast<long long>(slurm_stop_timeout_s * 1000));
+  o.workers.secret = o.secret;
+  o.workers.repository_url = o.repository_url;
   o.scaling.target_delay = std::chrono::milliseconds(target_delay_ms);
   o.scaling.scale_out_cooldown = std::chrono::milliseconds(out_cooldown_ms);
   o.scaling.scale_in_cooldown = std::chrono::milliseconds(in_cooldown_ms);

@@ -1,6 +1,7 @@
 // hio-worker: one pinned channel per core, registered with the master, draining to the repository.
 #include <hio/common/http.hpp>
 #include <hio/common/log.hpp>
+#include <hio/common/transport.hpp>
 #include <hio/worker/controller.hpp>
 
 #include <CLI/CLI.hpp>
@@ -59,6 +60,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_option("--port-base", o.port_base, "0: any free ports; else channel i listens on P+i")
+      ->capture_default_str();
+  app.add_option("--transport", o.transport,
+                 "what channels offer sources: tcp | ucx | both | auto (both when UCX starts here, else tcp); "
+                 "TCP always listens too, for the master's queue dispatcher; " +
+                     std::string(hio::ucx_compiled_in() ? "this build has UCX" : "this build has no UCX"))
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tcp", "ucx", "both", "auto"}));
+  app.add_option("--ucx-port-base", o.ucx_port_base, "0: any free ports; else channel i's UCX listener on P+i")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);

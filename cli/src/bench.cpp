@@ -65,7 +65,8 @@ int bench_tuples(const bench_options& o) {
   }
   const std::uint64_t tuple_size = tuples.front().size();
 
-  std::atomic<std::uint64_t> ok{0}, bad{0};
+  std::atomic<std::uint64_t> ok{0}, bad{0}, sessions{0}, ucx_sessions{0};
+  std::atomic<bool> first_error{false};  // the first error is printed, the rest counted
   const auto start = steady::now();
   std::vector<std::thread> sources;
   for (int s = 0; s < o.sources; ++s)
@@ -74,16 +75,24 @@ int bench_tuples(const bench_options& o) {
       co.master_url = o.master;
       co.source_name = "bench-" + std::to_string(s);
       co.session_tuples = o.session_tuples;
+      co.transport = o.transport;
       connector::client c(co);
       const std::uint64_t mine = o.count / static_cast<std::uint64_t>(o.sources) + (static_cast<std::uint64_t>(s) < o.count % static_cast<std::uint64_t>(o.sources));
       for (std::uint64_t i = 0; i < mine; ++i) {
         const auto& t = tuples[(i + static_cast<std::uint64_t>(s)) % tuples.size()];
         auto r = c.async_send_view(t, {}, [&](result<connector::send_result> res) {
           (res && res->status != connector::send_status::failed ? ok : bad)++;
+          if (!res && !first_error.exchange(true)) std::cerr << "hio bench: " << res.error().message << "\n";
         });
-        if (!r) ++bad;
+        if (!r) {
+          ++bad;
+          if (!first_error.exchange(true)) std::cerr << "hio bench: " << r.error().message << "\n";
+        }
       }
       if (auto f = c.flush(); !f) std::cerr << "hio bench: " << f.error().message << "\n";
+      const auto st = c.stats();
+      sessions += st.sessions;
+      ucx_sessions += st.ucx_sessions;
     });
   for (auto& t : sources) t.join();
   const double secs = std::chrono::duration<double>(steady::now() - start).count();
@@ -92,7 +101,10 @@ int bench_tuples(const bench_options& o) {
                         {"sources", o.sources},      {"tuples", ok.load()},
                         {"errors", bad.load()},      {"seconds", secs},
                         {"tuples_per_s", static_cast<double>(ok.load()) / secs},
-                        {"bytes_per_s", bytes / secs}};
+                        {"bytes_per_s", bytes / secs},
+                        {"transport", o.transport},
+                        {"sessions", sessions.load()},
+                        {"ucx_sessions", ucx_sessions.load()}};
   std::cout << out.dump() << std::endl;
   return bad == 0 ? 0 : 1;
 }

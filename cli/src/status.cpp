@@ -11,6 +11,22 @@ namespace hio::cli {
 
 using json = nlohmann::json;
 
+namespace {
+
+// "tcp+ucx>ucx": the transports a channel offers, then the one its last lease uses.
+std::string net_of(const json& ch) {
+  std::string out;
+  if (ch.contains("transports") && ch["transports"].is_array()) {
+    for (const auto& t : ch["transports"]) out += (out.empty() ? "" : "+") + t.get<std::string>();
+  } else {
+    out = ch.value("transport", "");
+  }
+  if (const auto last = ch.value("lease_transport", ""); !last.empty()) out += ">" + last;
+  return out;
+}
+
+}  // namespace
+
 int status(const status_options& o) {
   http::client c(o.master);
   auto r = c.get("/v1/status");
@@ -40,12 +56,12 @@ int status(const status_options& o) {
   for (const auto& w : s["workers"]) {
     std::printf("\n  worker %-16s %s%s   %d free / %zu\n", w.value("id", "").c_str(), w.value("host", "").c_str(),
                 w.value("draining", false) ? "  (draining)" : "", w.value("free", 0), w["channels"].size());
-    std::printf("    %-3s %-6s %-5s %-12s %-7s %-5s %-7s %10s %8s %10s %8s\n", "ch", "port", "core", "processor",
+    std::printf("    %-3s %-6s %-5s %-12s %-7s %-11s %-7s %10s %8s %10s %8s\n", "ch", "port", "core", "processor",
                 "device", "net", "state", "processed", "failed", "bytes", "restarts");
     for (const auto& ch : w["channels"])
-      std::printf("    %-3d %-6d %-5d %-12s %-7s %-5s %-7s %10llu %8llu %10s %8llu\n", ch.value("index", 0),
+      std::printf("    %-3d %-6d %-5d %-12s %-7s %-11s %-7s %10llu %8llu %10s %8llu\n", ch.value("index", 0),
                   ch.value("port", 0), ch.value("core", -1), ch.value("processor", "").c_str(),
-                  ch.value("device", "").c_str(), ch.value("transport", "").c_str(), ch.value("state", "").c_str(),
+                  ch.value("device", "").c_str(), net_of(ch).c_str(), ch.value("state", "").c_str(),
                   ch.value("processed", 0ull), ch.value("failed", 0ull), human_bytes(ch.value("bytes", 0.0)).c_str(),
                   ch.value("restarts", 0ull));
   }

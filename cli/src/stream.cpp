@@ -45,6 +45,7 @@ int stream(const stream_options& o) {
   co.source_token = o.token;
   co.session_tuples = o.session_tuples;
   co.compress = o.compress;
+  co.transport = o.transport;
   connector::client client(co);
 
   const std::size_t n = o.files.size();
@@ -145,8 +146,10 @@ int stream(const stream_options& o) {
   if (const auto st = client.stats(); st.resent_tuples > 0)
     std::cerr << "hio stream: " << st.resent_tuples << " sends were repeated through " << st.retry_leases
               << " retry leases after " << st.failed_sessions << " failed sessions (each file is stored once)\n";
+  const auto st = client.stats();
   std::cerr << "hio stream: " << ok.load() << " of " << n << " files delivered (" << human_bytes(static_cast<double>(bytes_total))
-            << " in " << secs << " s)\n";
+            << " in " << secs << " s; sessions: " << st.sessions - st.ucx_sessions << " tcp, " << st.ucx_sessions
+            << " ucx)\n";
   return bad == 0 && flushed ? 0 : 1;
 }
 

@@ -150,14 +150,18 @@ int up(const up_options& o) {
     stop_children({&repo}, 5s);
     return 1;
   }
+  // The dashboard's science preview (and workers the master starts) read the repository.
+  master.argv.push_back("--repository");
+  master.argv.push_back("http://" + host + ":" + repo_port);
   if (o.autoscale) {
     // The master starts the workers itself; `hio up` starts none of its own.
-    for (const std::string& a : std::vector<std::string>{"--autoscale", "--repository", "http://" + host + ":" + repo_port, "--min-workers",
+    for (const std::string& a : std::vector<std::string>{"--autoscale", "--min-workers",
                           std::to_string(o.min_workers), "--max-workers", std::to_string(o.max_workers),
                           "--worker-channels", std::to_string(o.channels), "--worker-processor", o.processor,
-                          "--worker-log-dir", logs.string()})
+                          "--worker-log-dir", logs.string(), "--provisioner", o.provisioner})
       master.argv.push_back(a);
   }
+  master.argv.insert(master.argv.end(), o.master_args.begin(), o.master_args.end());
   if (!spawn(master)) return 1;
   const std::string master_port = wait_port(master, run / "master.port", 30s);
   if (master_port.empty()) {
@@ -228,6 +232,7 @@ int up(const up_options& o) {
   }
   std::cout << "hio is up\n"
             << "  master      " << master_url << "   (/v1/status, /metrics)\n"
+            << "  dashboard   " << master_url << "/\n"
             << "  repository  " << repo_url << "\n"
             << "  workers     " << expected_workers << " with " << channels << " channels in all, processor "
             << o.processor << (o.autoscale ? " (autoscaling " + std::to_string(o.min_workers) + ".." +

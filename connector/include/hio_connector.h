@@ -98,7 +98,9 @@ HIO_CONNECTOR_API hio_client* hio_client_new(const char* master_url, const char*
  *   "lease_timeout_ms"    how long to keep asking an unreachable or busy master (default 60000)
  *   "ack_timeout_ms"      silence tolerated while tuples are unacknowledged (default 60000)
  *   "close_timeout_ms"    how long hio_client_free waits for tuples in flight (default 30000)
- *   "compress"            "1"/"true": zstd payloads when that makes them smaller (default "0") */
+ *   "compress"            "1"/"true": zstd payloads when that makes them smaller (default "0")
+ *   "transport"           "tcp" (default), "ucx" (an error here when built without UCX), or "auto"
+ *                         (UCX where the leased channel offers it); the overflow queue is always TCP */
 HIO_CONNECTOR_API int hio_client_set_option(hio_client* client, const char* name, const char* value);
 
 /* Sends one tuple and waits for its result. `data` (len bytes; NULL allowed when len is 0) is read in

@@ -4,6 +4,7 @@
 #include <hio_connector.h>
 
 #include <hio/connector/client.hpp>
+#include <hio/common/transport.hpp>
 
 #include <charconv>
 #include <cstring>
@@ -147,6 +148,12 @@ int hio_client_set_option(hio_client* c, const char* name, const char* value) {
       if (v == "1" || v == "true") o.compress = true;
       else if (v == "0" || v == "false") o.compress = false;
       else return bad();
+    } else if (n == "transport") {
+      if (v != "tcp" && v != "ucx" && v != "auto") return bad();
+      if (v == "ucx" && !hio::ucx_compiled_in())
+        return set_error(HIO_ERR_INVALID_ARGUMENT,
+                         "hio_client_set_option: transport ucx needs UCX, but this connector was built without it");
+      o.transport = v;
     } else {
       return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_client_set_option: unknown option '" + std::string(n) + "'");
     }

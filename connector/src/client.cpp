@@ -3,6 +3,7 @@
 #include "lease.hpp"
 
 #include <hio/common/connection.hpp>
+#include <hio/common/transport.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/common/http.hpp>
 #include <hio/common/wire.hpp>
@@ -74,7 +75,7 @@ struct retry_run {
 // `inflight`. Lock order: client mutex before session mutex, never the other way round.
 struct session {
   detail::lease lease;
-  connection conn;
+  std::unique_ptr<data_link> conn;
   bool retry = false;
   std::uint64_t next_id = 0;       // writer only
   std::uint32_t remaining = 0;     // writer only: ids of the lease not used yet
@@ -88,13 +89,15 @@ struct session {
   std::atomic<bool> finished{false};
   std::thread reader;
 
-  std::string where() const { return lease.host + ":" + std::to_string(lease.port); }
+  std::string where() const {
+    return lease.host + ":" + std::to_string(lease.port) + " (" + std::string(to_string(lease.via)) + ")";
+  }
 };
 using session_ptr = std::shared_ptr<session>;
 
 struct counters {
   std::atomic<std::uint64_t> submitted{0}, stored{0}, failed{0}, queued{0}, errors{0}, bytes_sent{0},
-      leases{0}, retry_leases{0}, sessions{0}, failed_sessions{0}, resent{0};
+      leases{0}, retry_leases{0}, sessions{0}, ucx_sessions{0}, failed_sessions{0}, resent{0};
 };
 
 std::string json_metadata_prefix(const std::string& source) {
@@ -171,6 +174,14 @@ client::impl::impl(client_options o) : opt(std::move(o)) {
     config_error_ = fail(errc::invalid_argument, "max_bytes_in_flight must be at least 1");
   if (auto u = http::parse_url(opt.master_url); !u)
     config_error_ = fail(errc::invalid_argument, "bad master url '" + opt.master_url + "': " + u.error().message);
+  if (opt.transport == "ucx" && !ucx_compiled_in())
+    config_error_ = fail(errc::invalid_argument,
+                         "transport \"ucx\" needs UCX, but this connector was built without it (install "
+                         "libucx-dev and rebuild with HIO_WITH_UCX=ON), or use transport \"tcp\"");
+  else if (opt.transport == "auto" && !ucx_compiled_in())
+    opt.transport = "tcp";  // auto asks for UCX only where it could be used
+  else if (!parse_transport_request(opt.transport))
+    config_error_ = fail(errc::invalid_argument, "transport must be tcp, ucx or auto, not '" + opt.transport + "'");
   metadata_prefix_ = json_metadata_prefix(opt.source_name);
   leases_.emplace(opt.master_url, opt.source_token, [this](milliseconds d) { return sleep_for(d); });
   writer_ = std::thread([this] { run_writer(); });
@@ -322,6 +333,7 @@ client_stats client::impl::stats() const {
   s.leases = counters_.leases.load();
   s.retry_leases = counters_.retry_leases.load();
   s.sessions = counters_.sessions.load();
+  s.ucx_sessions = counters_.ucx_sessions.load();
   s.failed_sessions = counters_.failed_sessions.load();
   s.resent_tuples = counters_.resent.load();
   std::lock_guard lk(mu_);
@@ -393,10 +405,10 @@ bool client::impl::cur_usable() {
 result<session_ptr> client::impl::open_session(const detail::lease& l, bool retry) {
   counters_.leases.fetch_add(1, std::memory_order_relaxed);
   if (retry) counters_.retry_leases.fetch_add(1, std::memory_order_relaxed);
-  auto conn = connection::open(l.host, l.port, opt.connect_timeout);
+  auto conn = open_link(l.via, l.host, l.port, opt.connect_timeout);
   if (!conn)
-    return fail(errc::connect_failed, "cannot connect to " + l.host + ":" + std::to_string(l.port) + ": " +
-                                          conn.error().message);
+    return fail(errc::connect_failed, "cannot connect to " + l.host + ":" + std::to_string(l.port) + " over " +
+                                          std::string(to_string(l.via)) + ": " + conn.error().message);
   auto s = std::make_shared<session>();
   s->lease = l;
   s->conn = std::move(*conn);
@@ -405,13 +417,14 @@ result<session_ptr> client::impl::open_session(const detail::lease& l, bool retr
   s->remaining = l.count;
   s->last_send = steady::now();
   counters_.sessions.fetch_add(1, std::memory_order_relaxed);
+  if (l.via == transport::ucx) counters_.ucx_sessions.fetch_add(1, std::memory_order_relaxed);
   session* raw = s.get();
   s->reader = std::thread([this, raw] { run_reader(*raw); });
   return s;
 }
 
 void client::impl::open_new_session(std::uint64_t bytes_hint) {
-  auto l = leases_->request(detail::new_lease_body(opt.source_name, opt.session_tuples, bytes_hint),
+  auto l = leases_->request(detail::new_lease_body(opt.source_name, opt.session_tuples, bytes_hint, opt.transport),
                             opt.lease_timeout);
   if (!l) {
     if (l.error().code == static_cast<int>(errc::closed)) return;  // shutdown_all fails what waits
@@ -421,7 +434,9 @@ void client::impl::open_new_session(std::uint64_t bytes_hint) {
   auto s = open_session(*l, false);
   if (!s) {
     ++connect_failures_;
-    spdlog::debug("hio connector: {}", s.error().message);
+    // A UCX endpoint that cannot be reached is a configuration problem (UCX_TLS) more often than a crash.
+    if (l->via == transport::ucx) spdlog::warn("hio connector: {}", s.error().message);
+    else spdlog::debug("hio connector: {}", s.error().message);
     if (connect_failures_ >= opt.max_attempts) {
       connect_failures_ = 0;
       fail_waiting(s.error(), false);
@@ -458,13 +473,13 @@ bool client::impl::write(session& s, job& j) {
   h.payload_codec = j.codec;
   h.xxh3 = j.xxh3;
   const std::size_t n = payload.size();
-  auto r = s.conn.send(h, j.metadata, payload, opt.send_timeout);
+  auto r = s.conn->send(h, j.metadata, payload, opt.send_timeout);
   j.written.store(true, std::memory_order_release);  // from here on `j` may be gone
   s.last_send = steady::now();
   if (!r) {
     spdlog::debug("hio connector: sending tuple to {} failed: {}", s.where(), r.error().message);
     s.broken = true;
-    s.conn.shutdown_write();  // the peer closes; the reader then hands the unacknowledged tuples back
+    s.conn->shutdown_write();  // the peer closes; the reader then hands the unacknowledged tuples back
     return false;
   }
   counters_.bytes_sent.fetch_add(n, std::memory_order_relaxed);
@@ -498,7 +513,8 @@ void client::impl::send_new(job_ptr j) {
 void client::impl::send_retry_run(retry_run run) {
   const std::uint64_t first = run.jobs.front()->tuple_id;
   const auto count = static_cast<std::uint32_t>(run.jobs.size());
-  auto l = leases_->request(detail::retry_lease_body(opt.source_name, first, count), opt.lease_timeout);
+  auto l = leases_->request(detail::retry_lease_body(opt.source_name, first, count, opt.transport),
+                            opt.lease_timeout);
   if (!l) {
     if (l.error().code == static_cast<int>(errc::closed)) {
       fail_jobs(std::move(run.jobs), fail(errc::closed, "client closed before the tuple was acknowledged"));
@@ -541,7 +557,7 @@ void client::impl::send_retry_run(retry_run run) {
     }
   }
   if (ok && !sp->broken) {
-    if (auto e = sp->conn.send_end(opt.send_timeout); !e) sp->conn.shutdown_write();
+    if (auto e = sp->conn->send_end(opt.send_timeout); !e) sp->conn->shutdown_write();
   }
   sp->end_sent = true;
   retire(std::move(sp));
@@ -550,7 +566,7 @@ void client::impl::send_retry_run(retry_run run) {
 void client::impl::end_current() {
   if (!cur_) return;
   if (!cur_->end_sent && !cur_->broken) {
-    if (auto e = cur_->conn.send_end(opt.send_timeout); !e) cur_->conn.shutdown_write();
+    if (auto e = cur_->conn->send_end(opt.send_timeout); !e) cur_->conn->shutdown_write();
   }
   cur_->end_sent = true;
   retire(std::move(cur_));
@@ -635,7 +651,7 @@ void client::impl::shutdown_all() {
       std::lock_guard lk(s->mu);
       busy = !s->inflight.empty();
     }
-    if (busy) s->conn.shutdown_write();
+    if (busy) s->conn->shutdown_write();
   }
   for (auto& s : closing_) {
     if (s->reader.joinable()) s->reader.join();
@@ -655,7 +671,7 @@ void client::impl::shutdown_all() {
 void client::impl::run_reader(session& s) {
   std::string failure;
   for (;;) {
-    auto a = s.conn.receive(opt.ack_timeout);
+    auto a = s.conn->receive(opt.ack_timeout);
     if (!a) {
       failure = "connection to " + s.where() + " lost: " + a.error().message;
       break;
@@ -711,7 +727,7 @@ void client::impl::run_reader(session& s) {
     failure = s.where() + " sent an unexpected frame";
     break;
   }
-  if (!failure.empty()) s.conn.shutdown_write();  // a writer blocked on this connection gives up
+  if (!failure.empty()) s.conn->shutdown_write();  // a writer blocked on this connection gives up
   {
     std::lock_guard lk(s.mu);
     s.dead = true;

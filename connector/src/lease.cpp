@@ -30,18 +30,22 @@ std::string trim_url(std::string url) {
 
 }  // namespace
 
-std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint) {
+std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
+                           std::string_view transport) {
   nlohmann::ordered_json j;
   j["count"] = count;
   j["source"] = source;
   j["bytes"] = bytes_hint;
+  if (transport != "tcp") j["transport"] = transport;
   return j.dump();
 }
 
-std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count) {
+std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
+                             std::string_view transport) {
   nlohmann::ordered_json j;
   j["retry"] = {{"first", first}, {"count", count}};
   j["source"] = source;
+  if (transport != "tcp") j["transport"] = transport;
   return j.dump();
 }
 
@@ -63,6 +67,9 @@ result<lease> parse_lease(std::string_view body) {
     l.first_id = j.at("first_id").get<std::uint64_t>();
     l.count = j.at("count").get<std::uint32_t>();
     l.expires_at = j.value("expires_at", std::uint32_t{0});
+    const auto via = parse_transport(j.value("transport", std::string("tcp")));
+    if (!via) return fail(errc::bad_lease, "lease answer has unknown transport '" + j.value("transport", std::string()) + "'");
+    l.via = *via;
     auto token = token_from_hex(j.at("token").get<std::string>());
     if (!token) return fail(errc::bad_lease, "lease answer has a bad token: " + token.error().message);
     l.token = *token;

@@ -6,6 +6,7 @@
 #include <hio/common/error.hpp>
 #include <hio/common/http.hpp>
 #include <hio/common/token.hpp>
+#include <hio/common/transport.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -27,10 +28,13 @@ struct lease {
   std::uint32_t count = 0;
   std::uint32_t expires_at = 0;
   lease_token token{};
+  transport via = transport::tcp;  // how to connect to host:port
 };
 
-std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint);
-std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count);
+std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
+                           std::string_view transport = "tcp");
+std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
+                             std::string_view transport = "tcp");
 
 // Parses a 200 answer. errc::bad_lease when a field is missing or the token does not decode.
 result<lease> parse_lease(std::string_view body);

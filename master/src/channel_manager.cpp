@@ -95,13 +95,14 @@ void channel_manager::retire(const worker& w) {
   }
 }
 
-std::optional<channel_ref> channel_manager::acquire(std::uint64_t lease_id, clock_type::time_point now) {
+std::optional<channel_ref> channel_manager::acquire(std::uint64_t lease_id, clock_type::time_point now,
+                                                   std::optional<transport_request> want) {
   worker* best = nullptr;
   const std::string* best_id = nullptr;
   std::size_t best_free = 0;
   for (auto& [id, w] : workers_) {
     std::size_t n = 0;
-    for (const auto& c : w.channels) n += is_free(w, c);
+    for (const auto& c : w.channels) n += is_free(w, c) && usable(c, want).has_value();
     if (n > best_free) {
       best = &w;
       best_id = &id;
@@ -111,12 +112,23 @@ std::optional<channel_ref> channel_manager::acquire(std::uint64_t lease_id, cloc
   if (!best) return std::nullopt;
   for (auto& c : best->channels) {
     if (!is_free(*best, c)) continue;
+    const auto t = usable(c, want);
+    if (!t) continue;
     c.state = channel_state::leased;
     c.lease_id = lease_id;
     c.leased_at = now;
-    return channel_ref{*best_id, best->host, c.info.index, c.info.port, c.info.transport};
+    c.lease_transport = std::string(to_string(*t));
+    const std::uint16_t port = *t == transport::ucx ? c.info.ucx_port : c.info.port;
+    return channel_ref{*best_id, best->host, c.info.index, port, c.lease_transport, c.info.port};
   }
   return std::nullopt;
+}
+
+bool channel_manager::offers(transport t) const {
+  for (const auto& [id, w] : workers_)
+    for (const auto& c : w.channels)
+      if (t == transport::ucx ? c.info.offers_ucx : c.info.offers_tcp) return true;
+  return false;
 }
 
 std::vector<std::string> channel_manager::expire(clock_type::time_point now) {
@@ -152,7 +164,7 @@ std::vector<worker_view> channel_manager::workers() const {
   std::vector<worker_view> out;
   for (const auto& [id, w] : workers_) {
     worker_view v{id, w.host, w.draining, {}};
-    for (const auto& c : w.channels) v.channels.push_back({c.info, c.state, c.lease_id, c.report});
+    for (const auto& c : w.channels) v.channels.push_back({c.info, c.state, c.lease_id, c.report, c.lease_transport});
     out.push_back(std::move(v));
   }
   return out;

@@ -4,9 +4,13 @@
 #include <hio/common/log.hpp>
 #include <hio/common/receiver.hpp>
 #include <hio/common/token.hpp>
+#include <hio/common/transport.hpp>
 #include <hio/master/channel_manager.hpp>
 #include <hio/master/master.hpp>
 #include <hio/master/overflow_queue.hpp>
+
+#include "history.hpp"
+#include "web.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
@@ -69,6 +73,13 @@ struct rate_sample {
   std::uint64_t processed, bytes;
 };
 
+json transports_of(const channel_info& c) {
+  json t = json::array();
+  if (c.offers_tcp) t.push_back("tcp");
+  if (c.offers_ucx) t.push_back("ucx");
+  return t;
+}
+
 std::string json_error_text(const json::exception& e) { return std::string("invalid JSON body: ") + e.what(); }
 
 }  // namespace
@@ -79,10 +90,12 @@ struct master::impl {
   std::unique_ptr<overflow_queue> queue;
   std::unique_ptr<queue_handler> qhandler;
 
-  std::mutex mutex;  // guards cm, samples, stopping
+  std::mutex mutex;  // guards cm, samples, hist, stopping
   std::condition_variable dispatch_cv;
   channel_manager cm;
   std::deque<rate_sample> samples;
+  history hist;  // for GET /v1/history and the dashboard
+  detail::repository_reader repository;  // the dashboard's reads of the repository
   bool stopping = false;
 
   boost::asio::io_context http_io, queue_io;
@@ -100,10 +113,11 @@ struct master::impl {
   scale_decision last_decision;
 
   std::atomic<std::uint64_t> leases{0}, channel_leases{0}, queue_leases{0}, tuples_leased{0}, refusals{0},
-      dispatched{0}, dispatch_failures{0}, bad_requests{0};
+      dispatched{0}, dispatch_failures{0}, bad_requests{0}, ucx_leases{0};
 
   explicit impl(options o)
-      : opt(std::move(o)), cm(channel_manager::options{opt.lease_ttl + 2s, opt.worker_timeout}) {}
+      : opt(std::move(o)), cm(channel_manager::options{opt.lease_ttl + 2s, opt.worker_timeout}),
+        repository(opt.repository_url) {}
 
   std::string data_host() const { return opt.advertise_host.empty() ? opt.host : opt.advertise_host; }
 
@@ -138,11 +152,50 @@ struct master::impl {
       res.body = metrics();
       return res;
     }
+    if (auto d = opt.dashboard ? detail::dashboard_response(r) : std::nullopt) return *d;
+    if (p == "/v1/history" || p == "/v1/knowledge" || p == "/v1/knowledge/latest" || p.starts_with("/v1/tuples/") ||
+        p == "/v1/failures") {
+      if (r.method != "GET") return http::error_response(405, "use GET " + p);
+      return dashboard_data(r);
+    }
     if (p == "/v1/workers" || p.starts_with("/v1/workers/")) {
       if (!worker_auth(r)) return http::error_response(401, "worker calls need the cluster secret as Bearer token");
       return workers(r);
     }
     return http::error_response(404, "no such endpoint: " + p + " (see docs/api.md)");
+  }
+
+  // The dashboard's data: the master's history, and the repository's knowledge, records and failures.
+  http::response dashboard_data(const http::request& r) {
+    const std::string& p = r.path;
+    if (p == "/v1/history") {
+      std::int64_t since = 0;
+      if (auto it = r.query.find("since"); it != r.query.end()) {
+        try {
+          std::size_t used = 0;
+          since = std::stoll(it->second, &used);
+          if (used != it->second.size()) throw std::invalid_argument("trailing text");
+        } catch (const std::exception&) {
+          return http::error_response(400, "since must be unix milliseconds, not '" + it->second + "'");
+        }
+      }
+      history part;
+      {
+        std::lock_guard lock(mutex);
+        part = hist.tail(since);
+      }
+      json h = part.to_json(since);
+      h["now_ms"] = unix_ms();
+      return http::json_response(h.dump());
+    }
+    if (p == "/v1/failures") return repository.failures();
+    if (p == "/v1/knowledge") return repository.get("/v1/knowledge?limit=1");  // the newest version
+    if (p.starts_with("/v1/tuples/")) {
+      const std::string id = p.substr(std::string("/v1/tuples/").size());
+      if (id.empty() || id.size() > 20 || id.find_first_not_of("0123456789") != std::string::npos)
+        return http::error_response(400, "tuple id must be an unsigned integer, not '" + id + "'");
+    }
+    return repository.get(p);
   }
 
   http::response lease(const http::request& r) {
@@ -176,14 +229,28 @@ struct master::impl {
                                            " bytes is over the maximum tuple size of " +
                                            std::to_string(opt.max_tuple_bytes));
 
+    // The source's transport: "tcp" (the default), "ucx", or "auto" (UCX where the channel offers it).
+    // The overflow queue's port is TCP whatever the source asks.
+    auto want = parse_transport_request(body.value("transport", std::string("tcp")));
+    if (!want) return http::error_response(400, R"("transport" must be "tcp", "ucx" or "auto")");
+    if (*want == transport_request::ucx) {
+      std::lock_guard lock(mutex);
+      if (cm.total_channels() > 0 && !cm.offers(transport::ucx))
+        return http::error_response(409, "no worker channel offers the UCX transport (workers run with --transport "
+                                         "tcp, were built without UCX, or UCX did not start there); ask for "
+                                         "\"tcp\" or \"auto\"");
+    }
+
     auto lease_id = lease_ids->next();
     if (!lease_id) return http::error_response(500, lease_id.error().message);
     const auto now = clock_type::now();
     std::optional<channel_ref> ch;
     {
       std::lock_guard lock(mutex);
-      // FIFO: while anything is queued, new tuples queue behind it.
-      if (queue->empty()) ch = cm.acquire(*lease_id, now);
+      // FIFO: while tuples wait in the queue, new tuples queue behind them. Tuples already on their way to a
+      // channel do not hold new ones back: under a steady load the queue would otherwise never empty, and
+      // every tuple would take the extra hop through the master.
+      if (!queue->has_available()) ch = cm.acquire(*lease_id, now, *want);
     }
     if (!ch && queue->full()) {
       ++refusals;
@@ -202,6 +269,7 @@ struct master::impl {
       const auto token = mint_token(opt.secret, channel_target(ch->worker, ch->index), *lease_id, first, count, expires);
       out = {{"kind", "channel"}, {"host", ch->host}, {"port", ch->port}, {"worker", ch->worker},
              {"channel", ch->index}, {"transport", ch->transport}, {"token", to_hex(token)}};
+      if (ch->transport == "ucx") ++ucx_leases;
       ++channel_leases;
     } else {
       const auto token = mint_token(opt.secret, queue_target, *lease_id, first, count, expires);
@@ -239,12 +307,25 @@ struct master::impl {
         info.processor = c.value("processor", "");
         info.device = c.value("device", "cpu");
         info.transport = c.value("transport", "tcp");
+        info.offers_tcp = true;
+        info.offers_ucx = false;
+        if (c.contains("transports") && c["transports"].is_array()) {
+          info.offers_tcp = false;
+          for (const auto& t : c["transports"]) {
+            info.offers_tcp = info.offers_tcp || t == "tcp";
+            info.offers_ucx = info.offers_ucx || t == "ucx";
+          }
+        }
+        info.ucx_port = c.value("ucx_port", std::uint16_t{0});
+        if (info.offers_ucx && info.ucx_port == 0)
+          return http::error_response(400, "a channel offering \"ucx\" needs its \"ucx_port\"");
         if (info.index != channels.size()) return http::error_response(400, "channel indexes must be 0, 1, 2, ...");
         channels.push_back(std::move(info));
       }
       const std::string host = b.value("host", r.remote.substr(0, r.remote.rfind(':')));
-      spdlog::info("worker {} registered from {} with {} channels ({})", id, host, channels.size(),
-                   channels.empty() ? "" : channels[0].processor + " on " + channels[0].device);
+      spdlog::info("worker {} registered from {} with {} channels ({}; transports {})", id, host, channels.size(),
+                   channels.empty() ? "" : channels[0].processor + " on " + channels[0].device,
+                   channels.empty() ? "" : transports_of(channels[0]).dump());
       {
         std::lock_guard lock(mutex);
         cm.register_worker(id, host, std::move(channels), now, b.value("instance", ""));
@@ -323,7 +404,9 @@ struct master::impl {
         busy += c.state != channel_state::free;
         chans.push_back({{"index", c.info.index}, {"port", c.info.port}, {"core", c.info.core},
                          {"processor", c.info.processor}, {"device", c.info.device},
-                         {"transport", c.info.transport}, {"state", to_string(c.state)}, {"lease_id", c.lease_id},
+                         {"transport", c.info.transport}, {"transports", transports_of(c.info)},
+                         {"ucx_port", c.info.ucx_port}, {"lease_transport", c.lease_transport},
+                         {"state", to_string(c.state)}, {"lease_id", c.lease_id},
                          {"processed", c.last_report.processed}, {"failed", c.last_report.failed},
                          {"bytes", c.last_report.bytes}, {"restarts", c.last_report.restarts},
                          {"processor_restarts", c.last_report.processor_restarts}});
@@ -354,7 +437,7 @@ struct master::impl {
           {"corrupt_total", q.corrupt_total}, {"port", queue_rx ? queue_rx->port() : 0}}},
         {"counters",
          {{"leases", leases.load()}, {"channel_leases", channel_leases.load()}, {"queue_leases", queue_leases.load()},
-          {"tuples_leased", tuples_leased.load()}, {"lease_refusals", refusals.load()},
+          {"tuples_leased", tuples_leased.load()}, {"ucx_leases", ucx_leases.load()}, {"lease_refusals", refusals.load()},
           {"queued", q.enqueued_total}, {"dispatch_failures", dispatch_failures.load()},
           {"processed", t.processed}, {"failed", t.failed}, {"bytes", t.bytes}, {"channel_restarts", t.restarts},
           {"bad_requests", bad_requests.load()}}},
@@ -388,13 +471,20 @@ struct master::impl {
 
   void scale_once() {
     const auto now = clock_type::now();
-    for (const auto& id : prov->poll())
+    for (const auto& id : prov->poll()) {
       spdlog::warn("scaling: worker {} exited without being asked to", id);
+      std::lock_guard lock(mutex);
+      pending_workers.erase(id);  // one that never registered is no longer on its way
+      scaling_log.push_back({{"at_unix_ms", unix_ms()}, {"phase", last_decision.phase}, {"action", "lost"},
+                             {"workers", 1}, {"reason", "worker " + id + " ended without being asked to"},
+                             {"result", prov->name() + " reported it"}});
+      while (scaling_log.size() > 50) scaling_log.pop_front();
+    }
     load_sample sample;
     std::string victim;
     {
       std::lock_guard lock(mutex);
-      std::size_t best_free = 0;
+      std::vector<scale_in_candidate> candidates;
       for (const auto& w : cm.workers()) {
         pending_workers.erase(w.id);
         if (w.draining) continue;
@@ -403,11 +493,9 @@ struct master::impl {
         for (const auto& c : w.channels) free += c.state == channel_state::free;
         sample.channels += w.channels.size();
         sample.free_channels += free;
-        if (w.id.starts_with("auto-") && free >= best_free) {
-          best_free = free;
-          victim = w.id;
-        }
+        candidates.push_back({w.id, free});
       }
+      victim = prov->choose_scale_in(candidates);
       std::erase_if(pending_workers, [&](const auto& kv) { return now - kv.second > 60s; });
       sample.pending_workers = pending_workers.size();
       sample.at = now;
@@ -444,6 +532,8 @@ struct master::impl {
       scaling_log.push_back({{"at_unix_ms", unix_ms()}, {"phase", d.phase}, {"action", to_string(d.action)},
                              {"workers", d.workers}, {"reason", d.reason}, {"result", acted}});
       while (scaling_log.size() > 50) scaling_log.pop_front();
+      hist.add_event({unix_ms(), d.phase, std::string(to_string(d.action)), static_cast<std::uint32_t>(d.workers),
+                      d.reason, acted});
     }
   }
 
@@ -474,10 +564,12 @@ struct master::impl {
   }
 
   // ---- the dispatcher: queue → free channel ----
+
   void dispatch_loop() {
     for (;;) {
       std::optional<channel_ref> ch;
       std::uint64_t lease_id = 0;
+      std::size_t share = 1;
       {
         std::unique_lock lock(mutex);
         dispatch_cv.wait_for(lock, 200ms, [&] { return stopping || (queue->has_available() && cm.free_channels() > 0); });
@@ -486,10 +578,11 @@ struct master::impl {
         auto id = lease_ids->next();
         if (!id) continue;
         lease_id = *id;
+        share = dispatch_share(queue->stats(), cm.free_channels(), opt.dispatch_batch_tuples);
         ch = cm.acquire(lease_id, clock_type::now());
       }
       if (!ch) continue;
-      auto batch = queue->take(opt.dispatch_batch_tuples, opt.dispatch_batch_bytes);
+      auto batch = queue->take(share, opt.dispatch_batch_bytes);
       if (batch.empty()) {
         std::lock_guard lock(mutex);
         cm.release(ch->worker, ch->index, lease_id);
@@ -565,6 +658,30 @@ struct master::impl {
     }
   }
 
+  // Called with `mutex` held.
+  void sample_history(const totals& t) {
+    history_sample h;
+    h.at_ms = unix_ms();
+    if (hist.size() > 0 && h.at_ms - hist.last_at_ms() < hist.config().interval.count()) return;
+    for (const auto& w : cm.workers()) {
+      worker_occupancy o{w.id, 0, static_cast<std::uint32_t>(w.channels.size())};
+      for (const auto& c : w.channels) o.busy += c.state != channel_state::free;
+      h.occupancy.push_back(std::move(o));
+    }
+    h.workers = static_cast<std::uint32_t>(h.occupancy.size());
+    h.channels_total = static_cast<std::uint32_t>(cm.total_channels());
+    h.channels_free = static_cast<std::uint32_t>(cm.free_channels());
+    const auto q = queue->stats();
+    h.queue_length = q.length;
+    h.queue_bytes = q.bytes;
+    h.tuples_leased = tuples_leased.load();
+    h.processed = t.processed;
+    h.failed = t.failed;
+    h.bytes = t.bytes;
+    h.phase = opt.autoscale ? last_decision.phase : 0;
+    hist.add(std::move(h));
+  }
+
   void maintenance_loop() {
     while (true) {
       {
@@ -578,6 +695,7 @@ struct master::impl {
         const auto t = cm.total();
         samples.push_back({now, t.processed, t.bytes});
         while (samples.size() > 2 && now - samples.front().at > 5s) samples.pop_front();
+        sample_history(t);
       }
       dispatch_cv.notify_all();
     }
@@ -619,6 +737,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   auto srv = http::server::start(p->http_io, so, [raw = p.get()](const http::request& r) { return raw->handle(r); });
   if (!srv) return srv.error();
   p->http_server = std::move(*srv);
+  if (p->opt.workers.repository_url.empty()) p->opt.workers.repository_url = p->opt.repository_url;
   if (p->opt.autoscale) {
     if (p->opt.workers.master_url.empty())
       p->opt.workers.master_url = "http://" + p->data_host() + ":" + std::to_string(p->http_server->port());

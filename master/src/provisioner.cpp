@@ -128,8 +128,22 @@ class command_provisioner : public provisioner {
 
 }  // namespace
 
+std::string provisioner::choose_scale_in(const std::vector<scale_in_candidate>& workers) const {
+  std::string victim;
+  std::size_t best_free = 0;
+  for (const auto& w : workers) {
+    if (w.id.starts_with("auto-") && w.free_channels >= best_free) {
+      best_free = w.free_channels;
+      victim = w.id;
+    }
+  }
+  return victim;
+}
+
 result<std::unique_ptr<provisioner>> make_provisioner(const std::string& kind, worker_template t) {
   if (kind == "local") return std::unique_ptr<provisioner>(new local_provisioner(std::move(t)));
+  if (kind == "slurm") return make_slurm_provisioner(std::move(t));
+  if (kind == "kubernetes") return make_kubernetes_provisioner(std::move(t));
   if (kind.starts_with("command:")) {
     const std::string rest = kind.substr(8);
     const auto bar = rest.find('|');
@@ -137,7 +151,7 @@ result<std::unique_ptr<provisioner>> make_provisioner(const std::string& kind, w
       return make_error(0, "command provisioner: use command:<scale-out script>|<scale-in script>");
     return std::unique_ptr<provisioner>(new command_provisioner(rest.substr(0, bar), rest.substr(bar + 1), std::move(t)));
   }
-  return make_error(0, "unknown provisioner '" + kind + "' (local, command:OUT|IN)");
+  return make_error(0, "unknown provisioner '" + kind + "' (local, slurm, kubernetes, command:OUT|IN)");
 }
 
 }  // namespace hio::master

@@ -16,10 +16,11 @@ result<std::unique_ptr<channel>> channel::start(channel_options options, std::un
   auto handler = std::make_unique<channel_handler>(options.worker_id, options.index, std::move(p),
                                                    std::move(sink), std::move(notify));
   const std::uint16_t port = options.port;
+  const std::uint16_t ucx_port = options.ucx_port;
   std::unique_ptr<channel> c(new channel(std::move(options), std::move(handler), topo));
   {
     std::lock_guard lock(c->mutex_);
-    if (auto opened = c->open_receiver(port); !opened) return opened.error();
+    if (auto opened = c->open_receiver(port, ucx_port); !opened) return opened.error();
   }
   c->thread_ = std::thread([raw = c.get()] { raw->run(); });
   return c;
@@ -31,12 +32,13 @@ channel::channel(channel_options options, std::unique_ptr<channel_handler> handl
 channel::~channel() {
   stop();
   std::lock_guard lock(mutex_);
+  ucx_receiver_.reset();
   receiver_.reset();  // before the io_context its connections live on
   guard_.reset();
   io_.reset();
 }
 
-result<void> channel::open_receiver(std::uint16_t port) {
+result<void> channel::open_receiver(std::uint16_t port, std::uint16_t ucx_port) {
   io_ = std::make_unique<boost::asio::io_context>(1);
   guard_.emplace(io_->get_executor());
   receiver_options ro;
@@ -45,13 +47,25 @@ result<void> channel::open_receiver(std::uint16_t port) {
   ro.secret = options_.secret;
   ro.target = channel_target(options_.worker_id, options_.index);
   ro.max_tuple_bytes = options_.max_tuple_bytes;
-  auto r = receiver::start(*io_, std::move(ro), *handler_);
+  auto r = receiver::start(*io_, ro, *handler_);
   if (!r) {
     guard_.reset();
     io_.reset();
     return make_error(r.error().code, "channel " + std::to_string(options_.index) + ": cannot listen on " +
                                           options_.host + ":" + std::to_string(port) + ": " +
                                           r.error().message);
+  }
+  if (options_.ucx) {
+    ro.port = ucx_port;
+    auto u = ucx_receiver::start(*io_, std::move(ro), *handler_);
+    if (!u) {
+      (*r).reset();
+      guard_.reset();
+      io_.reset();
+      return make_error(u.error().code, "channel " + std::to_string(options_.index) + ": " + u.error().message);
+    }
+    ucx_receiver_ = std::move(*u);
+    ucx_port_.store(ucx_receiver_->port());
   }
   receiver_ = std::move(*r);
   port_.store(receiver_->port());
@@ -73,6 +87,7 @@ void channel::stop() {
   {
     std::lock_guard lock(mutex_);
     if (receiver_) receiver_->stop();
+    if (ucx_receiver_) ucx_receiver_->stop();
     if (io_) io_->stop();
   }
   if (thread_.joinable()) thread_.join();
@@ -122,6 +137,7 @@ bool channel::restart() {
   {
     std::lock_guard lock(mutex_);
     if (receiver_) receiver_->stop();
+    ucx_receiver_.reset();
     receiver_.reset();
     guard_.reset();
     io_.reset();  // destroys the connections' coroutines
@@ -129,13 +145,14 @@ bool channel::restart() {
   handler_->abort_session();
   std::this_thread::sleep_for(options_.restart_delay);
   const std::uint16_t old_port = port_.load();
+  const std::uint16_t old_ucx_port = ucx_port_.load();
   for (int attempt = 0;; ++attempt) {
     {
       std::lock_guard lock(mutex_);
       if (stopping_.load()) return false;  // stop() found no io_context to stop; it only joins
       // The same port first (for ~1 s: a closing socket may hold it briefly), then any free one.
       const std::uint16_t port = attempt < 10 ? old_port : std::uint16_t{0};
-      auto opened = open_receiver(port);
+      auto opened = open_receiver(port, attempt < 10 ? old_ucx_port : std::uint16_t{0});
       if (opened) {
         if (port_.load() != old_port) {
           spdlog::warn("channel {}: restarted on port {} (port {} could not be bound again)", options_.index,

@@ -1,5 +1,6 @@
 #include <hio/worker/controller.hpp>
 #include <hio/common/token.hpp>
+#include <hio/common/transport.hpp>
 
 #include "master_protocol.hpp"
 
@@ -32,6 +33,14 @@ result<std::unique_ptr<controller>> controller::start(controller_options options
     return make_error(400, "--port-base " + std::to_string(options.port_base) + " leaves no room for " +
                                std::to_string(n) + " channels below port 65536");
   }
+  if (options.transport != "tcp" && options.transport != "ucx" && options.transport != "both" &&
+      options.transport != "auto")
+    return make_error(400, "--transport must be tcp, ucx, both or auto, not '" + options.transport + "'");
+  if ((options.transport == "ucx" || options.transport == "both") && !ucx_compiled_in())
+    return make_error(400, "--transport " + options.transport +
+                               " needs UCX, but this worker was built without it (install libucx-dev and rebuild "
+                               "with HIO_WITH_UCX=ON), or use --transport tcp");
+  bool with_ucx = options.transport != "tcp" && ucx_compiled_in();
   std::unique_ptr<controller> c(new controller(std::move(options)));
   c->topology_ = std::move(*topo);
   c->pending_free_.resize(n);
@@ -56,15 +65,25 @@ result<std::unique_ptr<controller>> controller::start(controller_options options
     co.core = static_cast<int>(i % cores);
     co.secret = o.secret;
     co.max_tuple_bytes = o.max_tuple_bytes;
+    co.ucx = with_ucx;
+    co.ucx_port = o.ucx_port_base != 0 ? static_cast<std::uint16_t>(o.ucx_port_base + i) : std::uint16_t{0};
     auto ch = channel::start(
         std::move(co), std::move(*p), make_repository_sink(std::move(so)),
         [raw = c.get()](std::uint32_t channel, std::uint64_t lease_id, bool clean) {
           raw->notify_free(channel, lease_id, clean);
         },
         o.pin_threads ? c->topology_.get() : nullptr);
+    if (!ch && with_ucx && o.transport == "auto") {
+      // UCX is wanted only where it works: say why once, and offer TCP alone.
+      spdlog::warn("UCX transport unavailable ({}); channels offer TCP only", ch.error().message);
+      with_ucx = false;
+      --i;
+      continue;
+    }
     if (!ch) return ch.error();  // ~controller stops the channels started so far
-    spdlog::info("channel {} port {} core {} processor {} device {}", i, (*ch)->port(), (*ch)->core(),
-                 (*ch)->processor_name(), (*ch)->device());
+    spdlog::info("channel {} port {} core {} processor {} device {} transports {}", i, (*ch)->port(), (*ch)->core(),
+                 (*ch)->processor_name(), (*ch)->device(),
+                 (*ch)->ucx_port() != 0 ? "tcp+ucx (ucx port " + std::to_string((*ch)->ucx_port()) + ")" : "tcp");
     c->channels_.push_back(std::move(*ch));
   }
   c->notifier_thread_ = std::thread([raw = c.get()] { raw->notifier_loop(); });
@@ -158,7 +177,10 @@ void controller::heartbeat_loop() {
       if (threads_stopping_) return;
     }
     std::vector<std::uint16_t> ports;
-    for (const auto& ch : channels_) ports.push_back(ch->port());
+    for (const auto& ch : channels_) {
+      ports.push_back(ch->port());
+      ports.push_back(ch->ucx_port());
+    }
     if (registered_.load() && ports != registered_ports) {
       spdlog::info("a channel's port changed; registering again");
       registered_.store(false);
@@ -166,7 +188,14 @@ void controller::heartbeat_loop() {
     if (!registered_.load()) {
       std::vector<detail::channel_description> list;
       for (const auto& ch : channels_) {
-        list.push_back({ch->index(), ch->port(), ch->core(), ch->processor_name(), ch->device(), "tcp"});
+        detail::channel_description d{ch->index(), ch->port(), ch->core(), ch->processor_name(), ch->device()};
+        if (ch->ucx_port() != 0) {
+          d.ucx_port = ch->ucx_port();
+          d.transport = "ucx";
+          d.transports = options_.transport == "ucx" ? std::vector<std::string>{"ucx"}
+                                                     : std::vector<std::string>{"tcp", "ucx"};
+        }
+        list.push_back(std::move(d));
       }
       static const std::string instance = random_secret(8);
       auto r = master.post("/v1/workers", detail::register_body(options_.worker_id, instance, options_.host, list));

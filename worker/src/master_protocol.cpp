@@ -8,12 +8,15 @@ std::string register_body(const std::string& worker_id, const std::string& insta
                           const std::vector<channel_description>& channels) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& c : channels) {
-    list.push_back({{"index", c.index},
-                    {"port", c.port},
-                    {"core", c.core},
-                    {"processor", c.processor},
-                    {"device", c.device},
-                    {"transport", c.transport}});
+    nlohmann::json entry = {{"index", c.index},
+                            {"port", c.port},
+                            {"core", c.core},
+                            {"processor", c.processor},
+                            {"device", c.device},
+                            {"transport", c.transport},
+                            {"transports", c.transports}};
+    if (c.ucx_port != 0) entry["ucx_port"] = c.ucx_port;
+    list.push_back(std::move(entry));
   }
   return nlohmann::json{{"id", worker_id}, {"instance", instance}, {"host", host}, {"channels", std::move(list)}}
       .dump();

@@ -16,7 +16,9 @@ struct channel_description {
   int core = -1;
   std::string processor;
   std::string device = "cpu";
-  std::string transport = "tcp";
+  std::string transport = "tcp";        // the preferred one of `transports`
+  std::vector<std::string> transports = {"tcp"};  // what sources may use: "tcp", "ucx"
+  std::uint16_t ucx_port = 0;           // the UCX listener (0: none)
 };
 
 // POST /v1/workers

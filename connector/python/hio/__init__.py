@@ -90,11 +90,12 @@ class Client:
     """A connection to one hio master for one data source. Thread-safe; close() (or `with`) when done.
 
     Options (None keeps the library default): session_tuples (ids per lease), max_bytes_in_flight,
-    max_attempts, lease_timeout (seconds), compress (bool).
+    max_attempts, lease_timeout (seconds), compress (bool), transport ("tcp", "ucx" or "auto").
     """
 
     def __init__(self, master_url, source="python", token=None, *, session_tuples=None,
-                 max_bytes_in_flight=None, max_attempts=None, lease_timeout=None, compress=None):
+                 max_bytes_in_flight=None, max_attempts=None, lease_timeout=None, compress=None,
+                 transport=None):
         self._lib = _native.load()
         handle = self._lib.hio_client_new(master_url.encode(), source.encode())
         if not handle:
@@ -111,6 +112,7 @@ class Client:
             "max_attempts": max_attempts,
             "lease_timeout_ms": None if lease_timeout is None else int(lease_timeout * 1000),
             "compress": None if compress is None else ("1" if compress else "0"),
+            "transport": transport,
         }
         try:
             for name, value in options.items():

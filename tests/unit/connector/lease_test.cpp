@@ -99,3 +99,17 @@ TEST_CASE("error messages come from {\"error\": ...} bodies, or the body itself"
   CHECK(error_message("plain text") == "plain text");
   CHECK(error_message("") == "(no message)");
 }
+
+TEST_CASE("a lease request names the transport unless it is the default tcp, and the answer's is parsed") {
+  auto n = nlohmann::json::parse(new_lease_body("sim", 1, 10, "ucx"));
+  CHECK(n["transport"] == "ucx");
+  auto r = nlohmann::json::parse(retry_lease_body("sim", 7, 1, "auto"));
+  CHECK(r["transport"] == "auto");
+  CHECK_FALSE(nlohmann::json::parse(new_lease_body("sim", 1, 10)).contains("transport"));
+  auto j = good_answer();
+  CHECK(parse_lease(j.dump())->via == hio::transport::tcp);  // no field: TCP
+  j["transport"] = "ucx";
+  CHECK(parse_lease(j.dump())->via == hio::transport::ucx);
+  j["transport"] = "carrier-pigeon";
+  CHECK_FALSE(parse_lease(j.dump()).has_value());
+}

@@ -167,3 +167,39 @@ TEST_CASE("a worker registering again keeps its counters unless it is a new proc
   cm.heartbeat("a", false, {r}, t0 + 4s);
   CHECK(cm.total().processed == 15);
 }
+
+TEST_CASE("a source asking for UCX gets only channels offering it, on their UCX port") {
+  channel_manager cm({});
+  auto tcp_only = channels(1);
+  auto both = channels(1);
+  both[0].offers_ucx = true;
+  both[0].ucx_port = 41000;
+  cm.register_worker("tcp", "h1", tcp_only, t0);
+  cm.register_worker("ucx", "h2", both, t0);
+  CHECK(cm.offers(hio::transport::ucx));
+  auto a = cm.acquire(1, t0, hio::transport_request::ucx);
+  REQUIRE(a);
+  CHECK(a->worker == "ucx");
+  CHECK(a->transport == "ucx");
+  CHECK(a->port == 41000);
+  CHECK(a->tcp_port == 40000);
+  CHECK_FALSE(cm.acquire(2, t0, hio::transport_request::ucx));  // the TCP-only channel does not qualify
+  auto b = cm.acquire(3, t0, hio::transport_request::automatic);
+  REQUIRE(b);
+  CHECK(b->transport == "tcp");  // auto: TCP where UCX is not offered
+  CHECK(cm.workers()[1].channels[0].lease_transport == "ucx");
+}
+
+TEST_CASE("without a transport asked for, channels are handed out over TCP (the queue dispatcher)") {
+  channel_manager cm({});
+  auto both = channels(1);
+  both[0].offers_ucx = true;
+  both[0].offers_tcp = false;
+  both[0].ucx_port = 41000;
+  cm.register_worker("u", "h", both, t0);
+  CHECK_FALSE(cm.offers(hio::transport::tcp));
+  auto a = cm.acquire(1, t0);
+  REQUIRE(a);
+  CHECK(a->transport == "tcp");
+  CHECK(a->port == 40000);
+}

@@ -15,7 +15,16 @@ TEST_CASE("the register body names the worker, its run, its host and every chann
   CHECK(body["host"] == "10.0.0.5");
   REQUIRE(body["channels"].size() == 2);
   CHECK(body["channels"][1] ==
-        json{{"index", 1}, {"port", 40002}, {"core", 1}, {"processor", "sleep:5"}, {"device", "cpu"}, {"transport", "tcp"}});
+        json{{"index", 1}, {"port", 40002}, {"core", 1}, {"processor", "sleep:5"}, {"device", "cpu"}, {"transport", "tcp"},
+             {"transports", {"tcp"}}});
+}
+
+TEST_CASE("a channel offering UCX names both transports and its UCX listener's port") {
+  detail::channel_description d{0, 40001, 0, "noop", "cpu", "ucx", {"tcp", "ucx"}, 41001};
+  const auto body = json::parse(detail::register_body("w", "i", "h", {d}));
+  CHECK(body["channels"][0]["transports"] == json{"tcp", "ucx"});
+  CHECK(body["channels"][0]["ucx_port"] == 41001);
+  CHECK(body["channels"][0]["port"] == 40001);
 }
 
 TEST_CASE("the heartbeat body reports draining and each channel's state, last lease and counters") {

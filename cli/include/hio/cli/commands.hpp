@@ -16,8 +16,10 @@ struct up_options {
   std::string processor = "noop";       // the channels' processor
   std::string secret;                   // cluster secret (generated when empty)
   std::string log_level = "info";
-  bool autoscale = false;               // the master starts and stops workers (local provisioner)
+  bool autoscale = false;               // the master starts and stops workers (through `provisioner`)
   int min_workers = 1, max_workers = 4;
+  std::string provisioner = "local";   // with autoscale: local, slurm, kubernetes, command:OUT|IN
+  std::vector<std::string> master_args; // passed to hio-master as they are (e.g. --slurm-partition=short)
   double discovery_interval = 10;       // seconds between hio-discovery ticks
 };
 int up(const up_options& o);
@@ -51,6 +53,7 @@ struct stream_options {
   std::uint32_t session_tuples = 64;
   bool compress = false;
   bool progress = true;
+  std::string transport = "tcp";       // tcp | ucx | auto (see connector::client_options)
 };
 int stream(const stream_options& o);
 
@@ -63,6 +66,7 @@ struct bench_options {
   std::uint32_t session_tuples = 64;  // tuples per lease
   double rate = 0;                    // leases: requests per second in all (0: as fast as possible)
   std::string npy;                    // tuples: send .npy realizations shaped SxTxV instead of random bytes
+  std::string transport = "tcp";      // tuples: tcp | ucx | auto (see connector::client_options)
 };
 // Prints one JSON line with the measured rates.
 int bench(const bench_options& o);

@@ -46,6 +46,9 @@ struct client_options {
   std::chrono::milliseconds send_timeout{30000};     // for one frame to be written
   std::chrono::milliseconds ack_timeout{60000};      // silence on a session with tuples unacknowledged
   std::chrono::milliseconds close_timeout{30000};    // the destructor waits this long for tuples in flight
+  // "tcp", "ucx" (fails every send when this build lacks UCX, and the master refuses leases when no
+  // channel offers it), or "auto" (UCX where a channel offers it). The overflow queue is always TCP.
+  std::string transport = "tcp";
 };
 
 enum class send_status { stored, failed, queued };
@@ -68,6 +71,7 @@ struct client_stats {
   std::uint64_t leases = 0;            // leases granted, retry leases included
   std::uint64_t retry_leases = 0;
   std::uint64_t sessions = 0;          // data connections opened
+  std::uint64_t ucx_sessions = 0;      // ... of which over UCX (the rest over TCP)
   std::uint64_t failed_sessions = 0;   // sessions that ended with tuples unacknowledged
   std::uint64_t resent_tuples = 0;     // tuples scheduled for another attempt
   std::uint64_t in_flight_tuples = 0;  // submitted, no result yet

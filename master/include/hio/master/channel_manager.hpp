@@ -10,6 +10,8 @@
 // worker's last accepted lease id grows with every session a channel begins, so a report carrying a lower
 // one than already seen is stale and ignored.
 
+#include <hio/common/transport.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -30,7 +32,10 @@ struct channel_info {
   int core = -1;
   std::string processor;
   std::string device;     // "cpu" or "cuda:N"
-  std::string transport;  // "tcp"
+  std::string transport;  // the preferred transport: "tcp" or "ucx"
+  bool offers_tcp = true;   // sources may stream over TCP on `port` (the queue dispatcher always does)
+  bool offers_ucx = false;  // sources may stream over UCX on `ucx_port`
+  std::uint16_t ucx_port = 0;
 };
 
 struct channel_report {  // one channel's line of a heartbeat
@@ -47,6 +52,7 @@ struct channel_view {
   channel_state state = channel_state::free;
   std::uint64_t lease_id = 0;  // the lease the master handed out last (0: none)
   channel_report last_report;
+  std::string lease_transport;  // the transport of that lease ("" before the first)
 };
 
 struct worker_view {
@@ -60,8 +66,9 @@ struct channel_ref {
   std::string worker;
   std::string host;
   std::uint32_t index = 0;
-  std::uint16_t port = 0;
-  std::string transport;
+  std::uint16_t port = 0;       // where to connect with `transport`
+  std::string transport;        // "tcp" or "ucx"
+  std::uint16_t tcp_port = 0;   // the channel's TCP port (the queue dispatcher's)
 };
 
 struct totals {  // processed/failed/bytes summed over every worker ever registered
@@ -95,7 +102,12 @@ class channel_manager {
 
   // A free channel, marked leased to `lease_id`; spreads leases over workers (the one with the most free
   // channels first). nullopt when every channel is taken or draining.
-  std::optional<channel_ref> acquire(std::uint64_t lease_id, clock_type::time_point now);
+  // With `want`, only channels offering that transport (choose_transport) count, and the ref's port and
+  // transport are the chosen one's; without, any channel over TCP (the queue dispatcher).
+  std::optional<channel_ref> acquire(std::uint64_t lease_id, clock_type::time_point now,
+                                     std::optional<transport_request> want = std::nullopt);
+  // Whether any registered channel offers transport `t`.
+  bool offers(transport t) const;
   // Takes back unconfirmed leases and removes silent workers; returns the ids of removed workers.
   std::vector<std::string> expire(clock_type::time_point now);
 
@@ -110,6 +122,7 @@ class channel_manager {
     channel_info info;
     channel_state state = channel_state::free;
     std::uint64_t lease_id = 0;        // the last lease the master handed out for it
+    std::string lease_transport;       // ... and its transport
     clock_type::time_point leased_at{};
     channel_report report;             // the newest report (reports older than it are ignored)
   };
@@ -121,6 +134,10 @@ class channel_manager {
     std::vector<channel> channels;
   };
   static bool is_free(const worker& w, const channel& c) { return !w.draining && c.state == channel_state::free; }
+  static std::optional<transport> usable(const channel& c, std::optional<transport_request> want) {
+    if (!want) return transport::tcp;
+    return choose_transport(*want, c.info.offers_tcp, c.info.offers_ucx);
+  }
   void retire(const worker& w);
 
   options options_;

@@ -1,6 +1,7 @@
 #pragma once
 // The master: leases (REST), the channel manager, the durable overflow queue with its data port and
-// dispatcher, worker registration, status and metrics. Owns its threads; thread-safe.
+// dispatcher, worker registration, status, metrics, the history and the dashboard. Owns its threads;
+// thread-safe.
 
 #include <hio/common/error.hpp>
 #include <hio/common/http.hpp>
@@ -33,6 +34,9 @@ struct options {
   std::size_t dispatch_batch_tuples = 64;         // tuples per queue → channel session
   std::uint64_t dispatch_batch_bytes = 256ull << 20;
   int http_threads = 2;
+  std::string repository_url;                     // the repository: for started workers and the dashboard's
+                                                  // science preview (proxied, same origin); "" = none
+  bool dashboard = true;                          // serve the live dashboard at / (docs/dashboard.md)
 
   bool autoscale = false;                         // the master starts and stops workers itself
   std::string provisioner = "local";              // local | command:<out script>|<in script>

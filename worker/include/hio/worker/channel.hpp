@@ -8,6 +8,7 @@
 #include <hio/common/receiver.hpp>
 #include <hio/common/record.hpp>
 #include <hio/common/token.hpp>
+#include <hio/common/ucx_receiver.hpp>
 #include <hio/common/wire.hpp>
 #include <hio/worker/processor.hpp>
 #include <hio/worker/record_sink.hpp>
@@ -117,6 +118,8 @@ struct channel_options {
   std::string secret;                                        // cluster secret the lease tokens are checked with
   std::uint64_t max_tuple_bytes = wire::default_max_tuple_bytes;  // larger tuples are refused
   std::chrono::milliseconds restart_delay{100};              // pause before restarting a failed run loop
+  bool ucx = false;                                          // also listen with UCX (beside TCP, which stays on)
+  std::uint16_t ucx_port = 0;                                // UCX listener port; 0: any free port
 };
 
 // Owns its thread, io_context, receiver and handler, from start() until destruction. A run loop that
@@ -135,6 +138,8 @@ class channel {
   std::uint32_t index() const noexcept { return options_.index; }
   int core() const noexcept { return options_.core; }
   std::uint16_t port() const noexcept { return port_.load(); }
+  // The UCX listener's port; 0 when the channel does not offer UCX.
+  std::uint16_t ucx_port() const noexcept { return ucx_port_.load(); }
   std::string processor_name() const { return handler_->processing().name(); }
   std::string device() const { return handler_->processing().device(); }
   channel_status status() const noexcept;
@@ -148,7 +153,7 @@ class channel {
 
  private:
   channel(channel_options options, std::unique_ptr<channel_handler> handler, const topology* topo);
-  result<void> open_receiver(std::uint16_t port);  // with mutex_ held
+  result<void> open_receiver(std::uint16_t port, std::uint16_t ucx_port);  // with mutex_ held
   void run();
   bool restart();  // false when stopped meanwhile
 
@@ -156,6 +161,7 @@ class channel {
   std::unique_ptr<channel_handler> handler_;
   const topology* topo_;
   std::atomic<std::uint16_t> port_{0};
+  std::atomic<std::uint16_t> ucx_port_{0};
   std::atomic<bool> stopping_{false};
 
   std::mutex mutex_;  // guards io_, guard_ and receiver_ while they are replaced or stopped
@@ -163,6 +169,7 @@ class channel {
   // Keeps io_->run() going when no connection is open.
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
   std::unique_ptr<receiver> receiver_;
+  std::unique_ptr<ucx_receiver> ucx_receiver_;  // with options_.ucx
   std::thread thread_;
 };
 

@@ -37,6 +37,10 @@ struct controller_options {
   std::uint16_t port_base = 0;                             // 0: any free ports; else channel i on port_base+i
   std::chrono::milliseconds repository_retry_budget{30000};  // how long a channel retries storing a batch
   bool pin_threads = true;                                 // pin each channel's thread to its core
+  // What the channels offer sources: "tcp", "ucx", "both", or "auto" (both when UCX starts, else tcp with
+  // a warning). TCP always listens too: the master's queue dispatcher sends over it.
+  std::string transport = "auto";
+  std::uint16_t ucx_port_base = 0;                         // 0: any free ports; else channel i's UCX on P+i
 };
 
 class controller {

@@ -1,0 +1,314 @@
+// The sender's end of a data-path session over UCX: one UCP worker and endpoint per session, connected
+// to a channel's UCP listener. DATA frames go as active messages (header = frame + sequence number,
+// data = metadata and payload as an I/O vector straight from the caller's buffers); payloads from
+// rndv_threshold up are forced onto the rendezvous protocol, so the receiver pulls them into its own
+// buffer. Answers come back as active messages carrying one or more frames.
+#include "ucx_common.hpp"
+#include "ucx_detail.hpp"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+
+namespace hio::detail {
+namespace {
+
+using steady = std::chrono::steady_clock;
+constexpr std::size_t rndv_threshold = 64 * 1024;
+
+hio::error io_error(std::string what) { return make_error(0, std::move(what)); }
+
+class ucx_link final : public data_link {
+ public:
+  ~ucx_link() override { close_all(); }
+
+  static result<std::unique_ptr<data_link>> open(const std::string& host, std::uint16_t port,
+                                                 std::chrono::milliseconds timeout) {
+    auto w = ucx_new_worker(true);
+    if (!w) return w.error();
+    std::unique_ptr<ucx_link> link(new ucx_link(*w));
+    if (auto s = ucp_worker_get_efd(link->worker_, &link->efd_); s != UCS_OK)
+      return io_error(ucx_error("UCX wakeup descriptor", s));
+    ucp_am_handler_param_t hp{};
+    hp.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG |
+                    UCP_AM_HANDLER_PARAM_FIELD_FLAGS;
+    hp.id = ucx_am_answer;
+    hp.flags = UCP_AM_FLAG_WHOLE_MSG;
+    hp.cb = &ucx_link::on_answer;
+    hp.arg = link.get();
+    if (auto s = ucp_worker_set_am_recv_handler(link->worker_, &hp); s != UCS_OK)
+      return io_error(ucx_error("UCX handler", s));
+
+    sockaddr_storage addr{};
+    auto len = ucx_sockaddr(host, port, addr);
+    if (!len) return len.error();
+    ucp_ep_params_t ep{};
+    ep.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR | UCP_EP_PARAM_FIELD_ERR_HANDLER |
+                    UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+    ep.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+    ep.sockaddr.addr = reinterpret_cast<const sockaddr*>(&addr);
+    ep.sockaddr.addrlen = *len;
+    ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_handler.cb = &ucx_link::on_error;
+    ep.err_handler.arg = link.get();
+    const std::string where = host + ":" + std::to_string(port);
+    if (auto s = ucp_ep_create(link->worker_, &ep, &link->ep_); s != UCS_OK)
+      return io_error("cannot connect to " + where + " over UCX: " + ucs_status_string(s));
+    // The connection is established in the background; a flush completes once it is up.
+    ucx_op op;
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    rp.cb.send = &ucx_op_done;
+    rp.user_data = &op;
+    void* req = ucp_ep_flush_nbx(link->ep_, &rp);
+    if (auto r = link->finish(req, op, steady::now() + timeout); !r)
+      return io_error("cannot connect to " + where + " over UCX: " + r.error().message);
+    return std::unique_ptr<data_link>(std::move(link));
+  }
+
+  result<void> send(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> payload,
+                    std::chrono::milliseconds timeout) override {
+    wire::frame_header framed = h;
+    framed.metadata_length = static_cast<std::uint32_t>(metadata.size());
+    framed.payload_length = payload.size();
+    return post(framed, metadata, payload, timeout);
+  }
+
+  result<void> send_end(std::chrono::milliseconds timeout) override {
+    return post(wire::make_end(), {}, {}, timeout);
+  }
+
+  result<answer> receive(std::chrono::milliseconds timeout) override {
+    const auto deadline = steady::now() + timeout;
+    const bool got = wait_until([&] { return !answers_.empty() || broken_ || shut_; }, deadline);
+    std::lock_guard lock(state_mu_);
+    if (!answers_.empty()) {
+      answer a = std::move(answers_.front());
+      answers_.pop_front();
+      return a;
+    }
+    if (!got) return io_error("timed out waiting for the receiver's answer");
+    if (shut_) return io_error("connection is shut down");
+    return io_error("connection lost: " + failure_);
+  }
+
+  void shutdown_write() noexcept override {
+    {
+      std::lock_guard lock(state_mu_);
+      shut_ = true;
+    }
+    force_close();
+    ucp_worker_signal(worker_);
+    cv_.notify_all();
+  }
+
+  transport kind() const noexcept override { return transport::ucx; }
+
+ private:
+  explicit ucx_link(ucp_worker_h w) : worker_(w) {}
+
+  static void on_error(void* arg, ucp_ep_h, ucs_status_t status) {
+    auto* self = static_cast<ucx_link*>(arg);
+    std::lock_guard lock(self->state_mu_);
+    if (!self->broken_) self->failure_ = ucs_status_string(status);
+    self->broken_ = true;
+  }
+
+  // Answers: header = 8-byte sequence number, data = one or more whole frames.
+  static ucs_status_t on_answer(void* arg, const void* header, size_t header_length, void* data, size_t length,
+                                const ucp_am_recv_param_t* param) {
+    auto* self = static_cast<ucx_link*>(arg);
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 || header_length != 8) return UCS_OK;  // not ours
+    std::uint64_t seq = 0;
+    std::memcpy(&seq, header, 8);
+    std::lock_guard lock(self->state_mu_);
+    self->pending_answers_.emplace(seq, std::string(static_cast<const char*>(data), length));
+    while (!self->pending_answers_.empty() && self->pending_answers_.begin()->first == self->next_answer_) {
+      self->parse_answers(self->pending_answers_.begin()->second);
+      self->pending_answers_.erase(self->pending_answers_.begin());
+      ++self->next_answer_;
+    }
+    return UCS_OK;
+  }
+
+  // With state_mu_ held.
+  void parse_answers(const std::string& bytes) {
+    std::size_t at = 0;
+    while (at + wire::header_size <= bytes.size()) {
+      std::span<const std::byte, wire::header_size> raw(reinterpret_cast<const std::byte*>(bytes.data() + at),
+                                                        wire::header_size);
+      auto h = wire::decode(raw, 1 << 20);
+      if (!h || h->type == wire::frame_type::data || h->metadata_length != 0 ||
+          at + wire::header_size + h->payload_length > bytes.size()) {
+        broken_ = true;
+        failure_ = "malformed answer from the receiver";
+        return;
+      }
+      answer a{*h, bytes.substr(at + wire::header_size, h->payload_length)};
+      answers_.push_back(std::move(a));
+      at += wire::header_size + h->payload_length;
+    }
+  }
+
+  // Progresses the worker until `pred()` (read under state_mu_) holds or the deadline passes. One thread
+  // progresses and sleeps on UCX's wakeup descriptor at a time; the other waits for it to come round.
+  template <class Pred>
+  bool wait_until(Pred pred, steady::time_point deadline) {
+    std::unique_lock lock(state_mu_);
+    while (!pred()) {
+      const auto now = steady::now();
+      if (now >= deadline) return false;
+      if (progressing_) {
+        cv_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(20)));
+        continue;
+      }
+      progressing_ = true;
+      lock.unlock();
+      unsigned n = 0;
+      while (ucp_worker_progress(worker_) != 0) ++n;
+      if (n == 0 && ucp_worker_arm(worker_) == UCS_OK) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
+        pollfd p{efd_, POLLIN, 0};
+        ::poll(&p, 1, static_cast<int>(std::clamp<long long>(left, 0, 100)));
+      }
+      lock.lock();
+      progressing_ = false;
+      cv_.notify_all();
+    }
+    return true;
+  }
+
+  // Waits for a request started with `op` as its user data; frees it.
+  result<void> finish(void* req, ucx_op& op, steady::time_point deadline) {
+    if (req == nullptr) return {};
+    if (UCS_PTR_IS_ERR(req)) return io_error(ucs_status_string(UCS_PTR_STATUS(req)));
+    bool done = wait_until([&] { return op.done.load() || broken_; }, deadline);
+    if (!op.done.load()) {
+      // Broken or late: end the endpoint so the request completes (with an error) before its buffers go.
+      force_close();
+      wait_until([&] { return op.done.load(); }, steady::now() + std::chrono::seconds(5));
+      done = false;
+    }
+    ucp_request_free(req);
+    if (!done) {
+      std::lock_guard lock(state_mu_);
+      return io_error(broken_ ? "connection lost: " + failure_ : std::string("timed out sending to the receiver"));
+    }
+    if (op.status != UCS_OK) return io_error(ucs_status_string(op.status));
+    return {};
+  }
+
+  result<void> post(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> payload,
+                    std::chrono::milliseconds timeout) {
+    std::array<std::byte, wire::header_size + 8> header;
+    const auto frame = wire::encode(h);
+    std::memcpy(header.data(), frame.data(), frame.size());
+    std::memcpy(header.data() + wire::header_size, &send_seq_, 8);
+    ++send_seq_;
+    ucp_dt_iov_t iov[2] = {{const_cast<char*>(metadata.data()), metadata.size()},
+                           {const_cast<std::byte*>(payload.data()), payload.size()}};
+    ucx_op op;
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS;
+    rp.cb.send = &ucx_op_done;
+    rp.user_data = &op;
+    rp.flags = UCP_AM_SEND_FLAG_REPLY;
+    const std::size_t total = metadata.size() + payload.size();
+    if (total >= rndv_threshold) rp.flags |= UCP_AM_SEND_FLAG_RNDV;
+    void* buffer = nullptr;
+    std::size_t count = 0;
+    if (!metadata.empty() && !payload.empty()) {
+      rp.op_attr_mask |= UCP_OP_ATTR_FIELD_DATATYPE;
+      rp.datatype = ucp_dt_make_iov();
+      buffer = iov;
+      count = 2;
+    } else if (!payload.empty()) {
+      buffer = iov[1].buffer;
+      count = payload.size();
+    } else if (!metadata.empty()) {
+      buffer = iov[0].buffer;
+      count = metadata.size();
+    }
+    void* req = nullptr;
+    {
+      std::lock_guard lock(ep_mu_);
+      {
+        std::lock_guard state(state_mu_);
+        if (shut_) return io_error("connection is shut down");
+        if (broken_) return io_error("connection lost: " + failure_);
+      }
+      if (ep_ == nullptr) return io_error("connection is closed");
+      req = ucp_am_send_nbx(ep_, ucx_am_data, header.data(), header.size(), buffer, count, &rp);
+    }
+    ucp_worker_signal(worker_);  // a thread asleep on the wakeup descriptor comes round to progress it
+    return finish(req, op, steady::now() + timeout);
+  }
+
+  void force_close() noexcept {
+    std::lock_guard lock(ep_mu_);
+    if (ep_ == nullptr) return;
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    rp.flags = UCP_EP_CLOSE_FLAG_FORCE;
+    close_req_ = ucp_ep_close_nbx(ep_, &rp);
+    ep_ = nullptr;
+  }
+
+  void close_all() noexcept {
+    void* req = nullptr;
+    {
+      std::lock_guard lock(ep_mu_);
+      if (ep_ != nullptr) {
+        ucp_request_param_t rp{};  // flush what is outstanding, then close
+        req = ucp_ep_close_nbx(ep_, &rp);
+        ep_ = nullptr;
+      } else {
+        req = close_req_;
+      }
+      close_req_ = nullptr;
+    }
+    if (req != nullptr && !UCS_PTR_IS_ERR(req)) {
+      const auto deadline = steady::now() + std::chrono::seconds(2);
+      while (ucp_request_check_status(req) == UCS_INPROGRESS && steady::now() < deadline) ucp_worker_progress(worker_);
+      if (ucp_request_check_status(req) == UCS_INPROGRESS) ucp_request_cancel(worker_, req);
+      ucp_request_free(req);
+    }
+    ucp_worker_destroy(worker_);
+  }
+
+  ucp_worker_h worker_ = nullptr;
+  int efd_ = -1;
+  std::mutex ep_mu_;            // guards ep_ while a send is posted or the endpoint closed
+  ucp_ep_h ep_ = nullptr;
+  void* close_req_ = nullptr;
+  std::uint64_t send_seq_ = 0;  // writer only
+
+  std::mutex state_mu_;         // guards what follows
+  std::condition_variable cv_;
+  bool progressing_ = false;
+  bool broken_ = false;
+  bool shut_ = false;
+  std::string failure_;
+  std::deque<answer> answers_;
+  std::map<std::uint64_t, std::string> pending_answers_;  // arrived ahead of their turn
+  std::uint64_t next_answer_ = 0;
+};
+
+}  // namespace
+
+result<std::unique_ptr<data_link>> open_ucx_link(const std::string& host, std::uint16_t port,
+                                                 std::chrono::milliseconds timeout) {
+  return ucx_link::open(host, port, timeout);
+}
+
+}  // namespace hio::detail
+
+namespace hio {
+bool ucx_compiled_in() noexcept { return true; }
+}  // namespace hio

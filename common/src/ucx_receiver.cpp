@@ -1,0 +1,603 @@
+// The data path's receiving end over UCX. Everything runs on the caller's single-threaded io_context:
+// UCX's wakeup descriptor is awaited there, then the worker is progressed and each connection's frames
+// are handled in order, outside UCX's callbacks (which only queue what arrived).
+#include <hio/common/ucx_receiver.hpp>
+
+#include "ucx_common.hpp"
+#include "ucx_detail.hpp"
+
+#include <hio/common/clock.hpp>
+#include <hio/common/hash.hpp>
+#include <hio/common/log.hpp>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <zstd.h>
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+
+namespace hio {
+
+namespace asio = boost::asio;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// One active message as it arrived: its frame header, and its data (eager: bytes UCX keeps for us until
+// released; rendezvous: a descriptor to receive from).
+struct message {
+  wire::header_bytes frame{};
+  void* data = nullptr;
+  std::size_t length = 0;
+  bool rndv = false;
+};
+
+struct ucx_conn {
+  ucp_ep_h ep = nullptr;
+  std::string peer;
+  std::map<std::uint64_t, message> inbox;  // by sequence number
+  std::uint64_t next_seq = 0;
+  std::uint64_t answer_seq = 0;
+  steady::time_point deadline;
+  std::optional<lease_token> session;
+  std::uint64_t last_id = 0;
+  bool any_tuple = false;
+  std::size_t pending = 0;
+  std::uint64_t pending_bytes = 0;
+  bool closed = false;     // the session is over; waiting for the endpoint to go
+  bool peer_gone = false;  // UCX reported the endpoint failed
+  // A rendezvous receive into the receiver's buffer.
+  void* recv_req = nullptr;
+  detail::ucx_op recv_op;
+  wire::frame_header recv_header;
+};
+
+std::string format_peer(const sockaddr_storage& a) {
+  char host[INET6_ADDRSTRLEN] = {};
+  std::uint16_t port = 0;
+  if (a.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else if (a.ss_family == AF_INET6) {
+    const auto* in = reinterpret_cast<const sockaddr_in6*>(&a);
+    ::inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+    port = ntohs(in->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port) + " (ucx)";
+}
+
+}  // namespace
+
+struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
+  impl(asio::io_context& io, receiver_options o, tuple_handler& h)
+      : io_(io), options_(std::move(o)), handler_(h), timer_(io) {}
+
+  asio::io_context& io_;
+  receiver_options options_;
+  tuple_handler& handler_;
+  ucp_worker_h worker_ = nullptr;
+  ucp_listener_h listener_ = nullptr;
+  int efd_ = -1;
+  std::unique_ptr<asio::posix::stream_descriptor> wake_;
+  asio::steady_timer timer_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopped_{false};
+  bool released_ = false;
+  std::atomic<std::uint64_t> sessions_{0}, tuples_{0}, bytes_{0}, rejected_{0};
+
+  // The channel's receive buffer: reused for every rendezvous payload, registered with UCX.
+  std::byte* buffer_ = nullptr;
+  std::size_t buffer_size_ = 0;
+  ucp_mem_h memh_ = nullptr;
+  ucx_conn* buffer_owner_ = nullptr;  // the connection whose receive is writing into it
+  std::vector<std::byte> decoded_;
+
+  std::map<ucp_ep_h, std::shared_ptr<ucx_conn>> conns_;
+  std::vector<std::shared_ptr<ucx_conn>> dying_;  // closed with a receive still in flight
+  std::vector<void*> close_reqs_;
+
+  // ---- setup ----
+  result<void> open() {
+    auto w = detail::ucx_new_worker(false);
+    if (!w) return w.error();
+    worker_ = *w;
+    if (auto s = ucp_worker_get_efd(worker_, &efd_); s != UCS_OK)
+      return make_error(0, detail::ucx_error("UCX wakeup descriptor", s));
+    ucp_am_handler_param_t hp{};
+    hp.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG |
+                    UCP_AM_HANDLER_PARAM_FIELD_FLAGS;
+    hp.id = detail::ucx_am_data;
+    hp.flags = UCP_AM_FLAG_WHOLE_MSG | UCP_AM_FLAG_PERSISTENT_DATA;
+    hp.cb = &impl::on_data;
+    hp.arg = this;
+    if (auto s = ucp_worker_set_am_recv_handler(worker_, &hp); s != UCS_OK)
+      return make_error(0, detail::ucx_error("UCX handler", s));
+    sockaddr_storage addr{};
+    auto len = detail::ucx_sockaddr(options_.host, options_.port, addr);
+    if (!len) return len.error();
+    ucp_listener_params_t lp{};
+    lp.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
+    lp.sockaddr.addr = reinterpret_cast<const sockaddr*>(&addr);
+    lp.sockaddr.addrlen = *len;
+    lp.conn_handler.cb = &impl::on_connect;
+    lp.conn_handler.arg = this;
+    if (auto s = ucp_listener_create(worker_, &lp, &listener_); s != UCS_OK)
+      return make_error(0, "cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                               " over UCX: " + ucs_status_string(s));
+    ucp_listener_attr_t la{};
+    la.field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR;
+    if (auto s = ucp_listener_query(listener_, &la); s != UCS_OK)
+      return make_error(0, detail::ucx_error("UCX listener address", s));
+    port_ = la.sockaddr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6*>(&la.sockaddr)->sin6_port)
+                                              : ntohs(reinterpret_cast<const sockaddr_in*>(&la.sockaddr)->sin_port);
+    wake_ = std::make_unique<asio::posix::stream_descriptor>(io_, efd_);
+    return {};
+  }
+
+  void begin() {
+    asio::post(io_, [self = shared_from_this()] { self->pump(); });
+    tick();
+  }
+
+  // ---- UCX callbacks: only record what happened ----
+  static void on_connect(ucp_conn_request_h request, void* arg) {
+    auto* self = static_cast<impl*>(arg);
+    if (self->stopped_) {
+      ucp_listener_reject(self->listener_, request);
+      return;
+    }
+    auto c = std::make_shared<ucx_conn>();
+    ucp_conn_request_attr_t ra{};
+    ra.field_mask = UCP_CONN_REQUEST_ATTR_FIELD_CLIENT_ADDR;
+    if (ucp_conn_request_query(request, &ra) == UCS_OK) c->peer = format_peer(ra.client_address);
+    ucp_ep_params_t ep{};
+    ep.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLER |
+                    UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+    ep.conn_request = request;
+    ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_handler.cb = &impl::on_ep_error;
+    ep.err_handler.arg = self;
+    if (auto s = ucp_ep_create(self->worker_, &ep, &c->ep); s != UCS_OK) {
+      spdlog::info("receiver {}: UCX connection from {} failed: {}", self->options_.target, c->peer,
+                   ucs_status_string(s));
+      return;
+    }
+    c->deadline = steady::now() + self->options_.first_frame_timeout;
+    self->conns_[c->ep] = std::move(c);
+  }
+
+  static void on_ep_error(void* arg, ucp_ep_h ep, ucs_status_t) {
+    auto* self = static_cast<impl*>(arg);
+    if (auto it = self->conns_.find(ep); it != self->conns_.end()) it->second->peer_gone = true;
+  }
+
+  static ucs_status_t on_data(void* arg, const void* header, size_t header_length, void* data, size_t length,
+                              const ucp_am_recv_param_t* param) {
+    auto* self = static_cast<impl*>(arg);
+    const bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    const bool kept = rndv || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0;
+    ucx_conn* c = nullptr;
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0)
+      if (auto it = self->conns_.find(param->reply_ep); it != self->conns_.end()) c = it->second.get();
+    if (c == nullptr || c->closed || header_length != wire::header_size + 8 || (!kept && length > 0)) {
+      // Not from a connection of ours, or malformed: dropped (a connection then fails its session).
+      if (c != nullptr && !c->closed) c->peer_gone = true;
+      return UCS_OK;
+    }
+    message m;
+    std::memcpy(m.frame.data(), header, wire::header_size);
+    std::uint64_t seq = 0;
+    std::memcpy(&seq, static_cast<const std::byte*>(header) + wire::header_size, 8);
+    m.data = length > 0 ? data : nullptr;
+    m.length = length;
+    m.rndv = rndv;
+    c->inbox.emplace(seq, m);
+    return length > 0 ? UCS_INPROGRESS : UCS_OK;
+  }
+
+  static void on_received(void*, ucs_status_t status, size_t, void* user_data) {
+    detail::ucx_op_done(nullptr, status, user_data);
+  }
+
+  // ---- the loop ----
+  void pump() {
+    if (stopped_) return;
+    for (;;) {
+      while (ucp_worker_progress(worker_) != 0) {
+      }
+      drive();
+      if (stopped_) return;
+      if (ucp_worker_progress(worker_) != 0) continue;  // what drive() sent
+      const auto s = ucp_worker_arm(worker_);
+      if (s == UCS_ERR_BUSY) continue;
+      break;
+    }
+    wake_->async_wait(asio::posix::stream_descriptor::wait_read,
+                      [self = shared_from_this()](const boost::system::error_code& ec) {
+                        if (!ec) self->pump();
+                      });
+  }
+
+  // Deadlines, and a regular turn of the loop (UCX keepalives need progress too).
+  void tick() {
+    timer_.expires_after(std::chrono::milliseconds(200));
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->stopped_) return;
+      const auto now = steady::now();
+      for (auto& [ep, c] : self->conns_) {
+        if (c->closed || c->peer_gone || now < c->deadline) continue;
+        if (c->recv_req != nullptr)
+          spdlog::info("receiver {}: tuple from {} stalled past the transfer deadline", self->options_.target, c->peer);
+        else if (!c->session)
+          spdlog::info("receiver {}: {} sent nothing within {} ms; closed", self->options_.target, c->peer,
+                       self->options_.first_frame_timeout.count());
+        else
+          spdlog::info("receiver {}: session from {} idle past {} ms; closed", self->options_.target, c->peer,
+                       self->options_.idle_timeout.count());
+        self->close(*c, false);
+      }
+      while (ucp_worker_progress(self->worker_) != 0) {
+      }
+      self->drive();
+      self->tick();
+    });
+  }
+
+  void drive() {
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      auto c = it->second;  // keeps it alive while handled
+      if (!c->closed) {
+        if (c->peer_gone) {
+          close(*c, false);
+        } else {
+          process(*c);
+        }
+      }
+      if (c->closed && c->recv_req == nullptr && c->ep == nullptr) {
+        it = conns_.erase(it);
+      } else if (c->closed && c->ep == nullptr) {
+        dying_.push_back(c);
+        it = conns_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    std::erase_if(dying_, [&](const std::shared_ptr<ucx_conn>& c) { return !finish_receive(*c); });
+    std::erase_if(close_reqs_, [&](void* req) {
+      if (ucp_request_check_status(req) == UCS_INPROGRESS) return false;
+      ucp_request_free(req);
+      return true;
+    });
+  }
+
+  // True while a receive of `c` is still in flight; frees it once complete.
+  bool finish_receive(ucx_conn& c) {
+    if (c.recv_req == nullptr) return false;
+    if (!c.recv_op.done.load(std::memory_order_acquire)) return true;
+    if (c.recv_req != reinterpret_cast<void*>(1)) ucp_request_free(c.recv_req);
+    c.recv_req = nullptr;
+    if (buffer_owner_ == &c) buffer_owner_ = nullptr;
+    return false;
+  }
+
+  void process(ucx_conn& c) {
+    while (!c.closed && !stopped_) {
+      if (c.recv_req != nullptr) {
+        if (!c.recv_op.done.load(std::memory_order_acquire)) return;
+        const auto status = c.recv_op.status;
+        finish_receive(c);
+        if (status != UCS_OK) {
+          spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, c.recv_header.tuple_id, c.peer,
+                       ucs_status_string(status));
+          close(c, false);
+          return;
+        }
+        accept(c, c.recv_header, std::span<const std::byte>(buffer_, c.recv_header.metadata_length +
+                                                                         c.recv_header.payload_length));
+        continue;
+      }
+      auto next = c.inbox.find(c.next_seq);
+      if (next == c.inbox.end()) {
+        if (c.pending > 0) flush(c);
+        return;
+      }
+      if (next->second.rndv && buffer_owner_ != nullptr && buffer_owner_ != &c) return;  // an old receive ends first
+      message m = next->second;
+      c.inbox.erase(next);
+      ++c.next_seq;
+      handle(c, m);
+    }
+  }
+
+  void release(message& m) {
+    if (m.data != nullptr) ucp_am_data_release(worker_, m.data);
+    m.data = nullptr;
+  }
+
+  void handle(ucx_conn& c, message& m) {
+    auto h = wire::decode(m.frame, options_.max_tuple_bytes);
+    if (!h) {
+      release(m);
+      return fail(c, 0, static_cast<wire::error_code>(h.error().code), h.error().message);
+    }
+    if (h->type == wire::frame_type::end) {
+      release(m);
+      if (flush(c)) {
+        const auto e = wire::encode(wire::make_end());
+        send_answer(c, std::string(reinterpret_cast<const char*>(e.data()), e.size()));
+        close(c, true);
+      }
+      return;
+    }
+    if (h->type != wire::frame_type::data) {
+      release(m);
+      return fail(c, h->tuple_id, wire::error_code::bad_frame, "sources may send only DATA and END frames");
+    }
+    if (!c.session) {
+      if (auto v = verify_token(h->token, options_.secret, options_.target, unix_seconds()); !v) {
+        release(m);
+        return fail(c, h->tuple_id, wire::error_code::bad_token, v.error().message);
+      }
+      if (auto b = handler_.begin_session(h->token, c.peer); !b) {
+        release(m);
+        return fail(c, h->tuple_id, static_cast<wire::error_code>(b.error().code ? b.error().code : 9),
+                    b.error().message);
+      }
+      c.session = h->token;
+      ++sessions_;
+    } else if (!(h->token == *c.session)) {
+      release(m);
+      return fail(c, h->tuple_id, wire::error_code::bad_token, "a session must use one lease token");
+    }
+    if (!c.session->covers(h->tuple_id) || (c.any_tuple && h->tuple_id <= c.last_id)) {
+      release(m);
+      return fail(c, h->tuple_id, wire::error_code::bad_frame,
+                  "tuple id " + std::to_string(h->tuple_id) + " is outside the lease or not increasing");
+    }
+    if (m.length != h->metadata_length + h->payload_length) {
+      release(m);
+      return fail(c, h->tuple_id, wire::error_code::bad_frame, "message length differs from the frame's lengths");
+    }
+    c.last_id = h->tuple_id;
+    c.any_tuple = true;
+    if (!m.rndv) {
+      accept(c, *h, std::span<const std::byte>(static_cast<const std::byte*>(m.data), m.length));
+      release(m);
+      return;
+    }
+    // Rendezvous: the payload comes straight into the channel's buffer.
+    if (auto r = reserve(m.length); !r) {
+      release(m);
+      return fail(c, h->tuple_id, wire::error_code::internal, r.error().message);
+    }
+    c.recv_header = *h;
+    c.recv_op.done.store(false);
+    c.deadline = steady::now() + options_.transfer_timeout;
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMH;
+    rp.cb.recv_am = &impl::on_received;
+    rp.user_data = &c.recv_op;
+    rp.memh = memh_;
+    void* req = ucp_am_recv_data_nbx(worker_, m.data, buffer_, m.length, &rp);
+    buffer_owner_ = &c;
+    if (req == nullptr) {
+      c.recv_req = reinterpret_cast<void*>(1);  // completed at once
+      c.recv_op.status = UCS_OK;
+      c.recv_op.done.store(true);
+    } else if (UCS_PTR_IS_ERR(req)) {
+      c.recv_req = reinterpret_cast<void*>(1);
+      c.recv_op.status = UCS_PTR_STATUS(req);
+      c.recv_op.done.store(true);
+    } else {
+      c.recv_req = req;
+    }
+  }
+
+  // The buffer holds at least `n` bytes (grown and registered again when needed).
+  result<void> reserve(std::size_t n) {
+    if (n <= buffer_size_ && buffer_ != nullptr) return {};
+    unmap();
+    const std::size_t size = std::max<std::size_t>(n, 1 << 20);
+    buffer_ = static_cast<std::byte*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096));
+    if (buffer_ == nullptr) return make_error(0, "out of memory for a " + std::to_string(n) + "-byte tuple");
+    buffer_size_ = size;
+    auto ctx = detail::ucx_context();
+    ucp_mem_map_params_t mp{};
+    mp.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
+    mp.address = buffer_;
+    mp.length = buffer_size_;
+    if (!ctx || ucp_mem_map(*ctx, &mp, &memh_) != UCS_OK) memh_ = nullptr;  // UCX registers per transfer then
+    return {};
+  }
+
+  void unmap() {
+    if (memh_ != nullptr) {
+      if (auto ctx = detail::ucx_context()) ucp_mem_unmap(*ctx, memh_);
+      memh_ = nullptr;
+    }
+    std::free(buffer_);
+    buffer_ = nullptr;
+    buffer_size_ = 0;
+  }
+
+  // A verified, whole message: checks and hands the tuple to the handler.
+  void accept(ucx_conn& c, const wire::frame_header& h, std::span<const std::byte> bytes) {
+    const std::string_view metadata(reinterpret_cast<const char*>(bytes.data()), h.metadata_length);
+    const auto payload = bytes.subspan(h.metadata_length);
+    std::span<const std::byte> tuple = payload;
+    if (h.payload_codec == wire::codec::zstd) {
+      const auto size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+      if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > options_.max_tuple_bytes)
+        return fail(c, h.tuple_id, wire::error_code::bad_codec,
+                    "zstd payload without a valid content size, or over the maximum tuple size");
+      decoded_.resize(size);
+      const auto got = ZSTD_decompress(decoded_.data(), decoded_.size(), payload.data(), payload.size());
+      if (ZSTD_isError(got) || got != size)
+        return fail(c, h.tuple_id, wire::error_code::bad_codec, "zstd payload does not decode");
+      tuple = decoded_;
+    }
+    if (const auto sum = xxh3_64(tuple); sum != h.xxh3)
+      return fail(c, h.tuple_id, wire::error_code::checksum,
+                  "XXH3-64 of tuple " + std::to_string(h.tuple_id) + " is " + to_hex16(sum) + ", the header says " +
+                      to_hex16(h.xxh3));
+    received_tuple t{h.tuple_id, h.xxh3, metadata, tuple, h.payload_length};
+    if (auto r = handler_.on_tuple(*c.session, t); !r)
+      return fail(c, h.tuple_id, static_cast<wire::error_code>(r.error().code ? r.error().code : 9), r.error().message);
+    ++tuples_;
+    bytes_ += tuple.size();
+    ++c.pending;
+    c.pending_bytes += tuple.size();
+    c.deadline = steady::now() + options_.idle_timeout;
+    if (c.pending >= options_.max_batch_tuples || c.pending_bytes >= options_.max_batch_bytes) flush(c);
+  }
+
+  // Makes the pending tuples durable and sends their acks. False when the session failed.
+  bool flush(ucx_conn& c) {
+    if (c.pending == 0) return true;
+    auto acks = handler_.flush(*c.session);
+    c.pending = 0;
+    c.pending_bytes = 0;
+    if (!acks) {
+      fail(c, c.last_id, static_cast<wire::error_code>(acks.error().code ? acks.error().code : 9),
+           acks.error().message);
+      return false;
+    }
+    std::string out;
+    for (const auto& a : *acks) {
+      const auto h = wire::encode(wire::make_ack(a.tuple_id, a.status, a.reason.size()));
+      out.append(reinterpret_cast<const char*>(h.data()), h.size());
+      out += a.reason;
+    }
+    c.deadline = steady::now() + options_.idle_timeout;
+    return send_answer(c, std::move(out));
+  }
+
+  static void on_answer_sent(void*, ucs_status_t, void* user_data) { delete static_cast<std::string*>(user_data); }
+
+  bool send_answer(ucx_conn& c, std::string frames) {
+    if (c.ep == nullptr) return false;
+    auto* owned = new std::string(std::move(frames));
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    rp.cb.send = &impl::on_answer_sent;
+    rp.user_data = owned;
+    const std::uint64_t seq = c.answer_seq++;
+    void* req = ucp_am_send_nbx(c.ep, detail::ucx_am_answer, &seq, sizeof seq, owned->data(), owned->size(), &rp);
+    if (req == nullptr) {
+      delete owned;
+      return true;
+    }
+    if (UCS_PTR_IS_ERR(req)) {
+      delete owned;
+      close(c, false);
+      return false;
+    }
+    ucp_request_free(req);  // the callback still runs and frees the bytes
+    return true;
+  }
+
+  void fail(ucx_conn& c, std::uint64_t id, wire::error_code code, const std::string& message) {
+    ++rejected_;
+    spdlog::info("receiver {}: {} from {}: {}", options_.target, wire::to_string(code), c.peer, message);
+    const auto h = wire::encode(wire::make_error(id, code, message.size()));
+    std::string frame(reinterpret_cast<const char*>(h.data()), h.size());
+    frame += message;
+    send_answer(c, std::move(frame));
+    close(c, false);
+  }
+
+  // Ends the connection's session and closes its endpoint (flushing what was sent, unless the peer is
+  // gone). A receive still in flight completes (with an error) before the buffer is reused.
+  void close(ucx_conn& c, bool clean) {
+    if (c.closed) return;
+    c.closed = true;
+    for (auto& [seq, m] : c.inbox) release(m);
+    c.inbox.clear();
+    if (c.session) handler_.end_session(*c.session, clean);
+    if (c.ep != nullptr) {
+      ucp_request_param_t rp{};
+      if (c.peer_gone || stopped_ || c.recv_req != nullptr) {
+        rp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+        rp.flags = UCP_EP_CLOSE_FLAG_FORCE;
+      }
+      void* req = ucp_ep_close_nbx(c.ep, &rp);
+      if (req != nullptr && !UCS_PTR_IS_ERR(req)) close_reqs_.push_back(req);
+      // The error handler may still name this endpoint; it is no longer in conns_ by then.
+      c.ep = nullptr;
+    }
+  }
+
+  void shutdown() {
+    if (released_) return;
+    released_ = true;
+    stopped_ = true;
+    boost::system::error_code ignored;
+    timer_.cancel();
+    if (wake_) {
+      wake_->cancel(ignored);
+      wake_->release();  // UCX owns the descriptor
+    }
+    if (listener_ != nullptr) ucp_listener_destroy(listener_);
+    listener_ = nullptr;
+    for (auto& [ep, c] : conns_) {
+      c->peer_gone = true;
+      close(*c, false);
+      if (c->recv_req != nullptr) dying_.push_back(c);
+    }
+    conns_.clear();
+    const auto deadline = steady::now() + std::chrono::seconds(2);
+    while ((!dying_.empty() || !close_reqs_.empty()) && steady::now() < deadline) {
+      ucp_worker_progress(worker_);
+      std::erase_if(dying_, [&](const std::shared_ptr<ucx_conn>& c) { return !finish_receive(*c); });
+      std::erase_if(close_reqs_, [&](void* req) {
+        if (ucp_request_check_status(req) == UCS_INPROGRESS) return false;
+        ucp_request_free(req);
+        return true;
+      });
+    }
+    if (dying_.empty()) unmap();  // else leaked rather than freed under a transfer
+    if (worker_ != nullptr) ucp_worker_destroy(worker_);
+    worker_ = nullptr;
+  }
+};
+
+result<std::unique_ptr<ucx_receiver>> ucx_receiver::start(asio::io_context& io, receiver_options options,
+                                                          tuple_handler& handler) {
+  auto p = std::make_shared<impl>(io, std::move(options), handler);
+  if (auto r = p->open(); !r) {
+    p->shutdown();
+    return r.error();
+  }
+  p->begin();
+  return std::unique_ptr<ucx_receiver>(new ucx_receiver(std::move(p)));
+}
+
+ucx_receiver::ucx_receiver(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
+
+ucx_receiver::~ucx_receiver() { impl_->shutdown(); }
+
+std::uint16_t ucx_receiver::port() const noexcept { return impl_->port_; }
+
+void ucx_receiver::stop() {
+  impl_->stopped_ = true;
+  asio::post(impl_->io_, [self = impl_] {
+    boost::system::error_code ignored;
+    self->timer_.cancel();
+    if (self->wake_) self->wake_->cancel(ignored);
+  });
+}
+
+receiver_counters ucx_receiver::counters() const {
+  return {impl_->sessions_.load(), impl_->tuples_.load(), impl_->bytes_.load(), impl_->rejected_.load()};
+}
+
+}  // namespace hio
