@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <vector>
 #include <optional>
 
 namespace hio {
@@ -32,12 +34,13 @@ using steady = std::chrono::steady_clock;
 namespace {
 
 // One active message as it arrived: its frame header, and its data (eager: bytes UCX keeps for us until
-// released; rendezvous: a descriptor to receive from).
+// released, or a copy when UCX could not keep them; rendezvous: a descriptor to receive from).
 struct message {
   wire::header_bytes frame{};
   void* data = nullptr;
   std::size_t length = 0;
   bool rndv = false;
+  std::shared_ptr<std::vector<std::byte>> copy;  // eager bytes UCX lends only for the callback's duration
 };
 
 struct ucx_conn {
@@ -54,6 +57,7 @@ struct ucx_conn {
   std::uint64_t pending_bytes = 0;
   bool closed = false;     // the session is over; waiting for the endpoint to go
   bool peer_gone = false;  // UCX reported the endpoint failed
+  std::string gone_reason;
   // A rendezvous receive into the receiver's buffer.
   void* recv_req = nullptr;
   detail::ucx_op recv_op;
@@ -175,9 +179,12 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     self->conns_[c->ep] = std::move(c);
   }
 
-  static void on_ep_error(void* arg, ucp_ep_h ep, ucs_status_t) {
+  static void on_ep_error(void* arg, ucp_ep_h ep, ucs_status_t status) {
     auto* self = static_cast<impl*>(arg);
-    if (auto it = self->conns_.find(ep); it != self->conns_.end()) it->second->peer_gone = true;
+    if (auto it = self->conns_.find(ep); it != self->conns_.end()) {
+      it->second->peer_gone = true;
+      it->second->gone_reason = ucs_status_string(status);
+    }
   }
 
   static ucs_status_t on_data(void* arg, const void* header, size_t header_length, void* data, size_t length,
@@ -188,19 +195,31 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     ucx_conn* c = nullptr;
     if ((param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0)
       if (auto it = self->conns_.find(param->reply_ep); it != self->conns_.end()) c = it->second.get();
-    if (c == nullptr || c->closed || header_length != wire::header_size + 8 || (!kept && length > 0)) {
+    if (c == nullptr || c->closed || header_length != wire::header_size + 8) {
       // Not from a connection of ours, or malformed: dropped (a connection then fails its session).
-      if (c != nullptr && !c->closed) c->peer_gone = true;
+      if (c != nullptr && !c->closed) {
+        c->peer_gone = true;
+        c->gone_reason = "a malformed message";
+      }
       return UCS_OK;
     }
     message m;
     std::memcpy(m.frame.data(), header, wire::header_size);
     std::uint64_t seq = 0;
     std::memcpy(&seq, static_cast<const std::byte*>(header) + wire::header_size, 8);
-    m.data = length > 0 ? data : nullptr;
     m.length = length;
     m.rndv = rndv;
-    c->inbox.emplace(seq, m);
+    if (length > 0 && !kept) {
+      // Eager bytes UCX cannot leave with us (e.g. read from a TCP stream buffer): valid only during this
+      // callback. Small messages take this path, so the copy is small.
+      m.copy = std::make_shared<std::vector<std::byte>>(static_cast<const std::byte*>(data),
+                                                       static_cast<const std::byte*>(data) + length);
+      m.data = m.copy->data();
+      c->inbox.emplace(seq, std::move(m));
+      return UCS_OK;
+    }
+    m.data = length > 0 ? data : nullptr;
+    c->inbox.emplace(seq, std::move(m));
     return length > 0 ? UCS_INPROGRESS : UCS_OK;
   }
 
@@ -257,6 +276,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       auto c = it->second;  // keeps it alive while handled
       if (!c->closed) {
         if (c->peer_gone) {
+          spdlog::info("receiver {}: connection from {} ended: {}", options_.target, c->peer, c->gone_reason);
           close(*c, false);
         } else {
           process(*c);
@@ -319,8 +339,9 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   }
 
   void release(message& m) {
-    if (m.data != nullptr) ucp_am_data_release(worker_, m.data);
+    if (m.data != nullptr && !m.copy) ucp_am_data_release(worker_, m.data);
     m.data = nullptr;
+    m.copy.reset();
   }
 
   void handle(ucx_conn& c, message& m) {
@@ -498,6 +519,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     }
     if (UCS_PTR_IS_ERR(req)) {
       delete owned;
+      spdlog::info("receiver {}: cannot answer {}: {}", options_.target, c.peer, ucs_status_string(UCS_PTR_STATUS(req)));
       close(c, false);
       return false;
     }
