@@ -3,9 +3,10 @@
 // CPU burn. A tuple travels as two frames, a tuple_header and the payload; the sink answers with one
 // ack_frame once it has verified and processed the tuple, and the broker relays both directions.
 
+#include <hio/common/clock.hpp>
+
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 
 namespace hio::bench {
 
@@ -23,12 +24,6 @@ struct ack_frame {
   std::uint32_t sender = 0;
   ack_status status = ack_status::processed;
 };
-
-inline double thread_cpu_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
 
 // Burns `ms` milliseconds of the calling thread's CPU time with the same xorshift loop as the worker's
 // `busy:MS` processor, so both systems spend the same CPU per tuple (on a loaded machine both take longer).

@@ -14,16 +14,10 @@ namespace hio::master {
 
 namespace {
 
-std::string prefix() {
-  char host[128] = {};
-  ::gethostname(host, sizeof host - 1);
-  return std::string("auto-") + host + "-" + std::to_string(::getpid()) + "-";
-}
-
 // Spawns hio-worker processes; stops them with SIGTERM (they drain, deregister and exit).
 class local_provisioner : public provisioner {
  public:
-  explicit local_provisioner(worker_template t) : t_(std::move(t)), prefix_(prefix()) {}
+  explicit local_provisioner(worker_template t) : t_(std::move(t)), prefix_(worker_id_prefix("")) {}
   ~local_provisioner() override {
     for (auto& [id, pid] : pids_) ::kill(pid, SIGTERM);
     for (auto& [id, pid] : pids_) ::waitpid(pid, nullptr, 0);
@@ -152,6 +146,14 @@ result<std::unique_ptr<provisioner>> make_provisioner(const std::string& kind, w
     return std::unique_ptr<provisioner>(new command_provisioner(rest.substr(0, bar), rest.substr(bar + 1), std::move(t)));
   }
   return make_error(0, "unknown provisioner '" + kind + "' (local, slurm, kubernetes, command:OUT|IN)");
+}
+
+std::string worker_id_prefix(std::string_view engine) {
+  char host[128] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string out = "auto-";
+  if (!engine.empty()) out.append(engine).append("-");
+  return out + host + "-" + std::to_string(::getpid()) + "-";
 }
 
 }  // namespace hio::master

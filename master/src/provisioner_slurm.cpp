@@ -251,15 +251,9 @@ std::string one_line(std::string s) {
   return s;
 }
 
-std::string id_prefix() {
-  char host[128] = {};
-  ::gethostname(host, sizeof host - 1);
-  return std::string("auto-slurm-") + host + "-" + std::to_string(::getpid()) + "-";
-}
-
 class slurm_provisioner : public provisioner {
  public:
-  explicit slurm_provisioner(worker_template t) : t_(std::move(t)), prefix_(id_prefix()) {
+  explicit slurm_provisioner(worker_template t) : t_(std::move(t)), prefix_(worker_id_prefix("slurm")) {
     if (t_.secret.empty()) {
       if (const char* s = std::getenv("HIO_SECRET")) t_.secret = s;
     }

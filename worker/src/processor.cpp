@@ -2,6 +2,7 @@
 
 #include "features_processor.hpp"
 
+#include <hio/common/clock.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/worker/isolated_processor.hpp>
 
@@ -12,7 +13,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -55,12 +55,6 @@ class sleep_processor final : public processor {
  private:
   std::uint64_t ms_;
 };
-
-double thread_cpu_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
 
 class busy_processor final : public processor {
  public:

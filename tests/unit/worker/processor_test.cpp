@@ -1,3 +1,4 @@
+#include <hio/common/clock.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/worker/processor.hpp>
 
@@ -29,12 +30,6 @@ double feature_value(const std::vector<feature>& fs, const std::string& name) {
   }
   FAIL("no feature " << name);
   return 0;
-}
-
-double thread_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 }  // namespace

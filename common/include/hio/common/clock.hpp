@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 
 namespace hio {
 
@@ -11,5 +12,12 @@ inline std::int64_t unix_ms() {
       .count();
 }
 inline std::uint32_t unix_seconds() { return static_cast<std::uint32_t>(unix_ms() / 1000); }
+
+// CPU time the calling thread has used, in milliseconds (grows slower than wall time on a busy machine).
+inline double thread_cpu_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
 
 }  // namespace hio

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hio::master {
@@ -69,6 +70,10 @@ class provisioner {
   // master started (ids beginning "auto-") with the most free channels.
   virtual std::string choose_scale_in(const std::vector<scale_in_candidate>& workers) const;
 };
+
+// The ids a provisioner gives the workers it starts: "auto-[<engine>-]<host>-<pid>-" followed by a counter;
+// unique per master process, and the "auto-" prefix marks a worker the master started.
+std::string worker_id_prefix(std::string_view engine);
 
 // kind: "local", "slurm", "kubernetes" or "command:<scale-out script>|<scale-in script>" (the scripts get
 // the number of workers and a worker id as their argument, and the template as HIO_* environment variables).
