@@ -475,10 +475,8 @@ struct master::impl {
       spdlog::warn("scaling: worker {} exited without being asked to", id);
       std::lock_guard lock(mutex);
       pending_workers.erase(id);  // one that never registered is no longer on its way
-      scaling_log.push_back({{"at_unix_ms", unix_ms()}, {"phase", last_decision.phase}, {"action", "lost"},
-                             {"workers", 1}, {"reason", "worker " + id + " ended without being asked to"},
-                             {"result", prov->name() + " reported it"}});
-      while (scaling_log.size() > 50) scaling_log.pop_front();
+      record_decision(last_decision.phase, "lost", 1, "worker " + id + " ended without being asked to",
+                      prov->name() + " reported it");
     }
     load_sample sample;
     std::string victim;
@@ -529,12 +527,19 @@ struct master::impl {
     last_decision = d;
     if (d.action != scale_action::hold) {
       spdlog::info("scaling: {} ({})", d.reason, acted);
-      scaling_log.push_back({{"at_unix_ms", unix_ms()}, {"phase", d.phase}, {"action", to_string(d.action)},
-                             {"workers", d.workers}, {"reason", d.reason}, {"result", acted}});
-      while (scaling_log.size() > 50) scaling_log.pop_front();
-      hist.add_event({unix_ms(), d.phase, std::string(to_string(d.action)), static_cast<std::uint32_t>(d.workers),
-                      d.reason, acted});
+      record_decision(d.phase, std::string(to_string(d.action)), d.workers, d.reason, acted);
     }
+  }
+
+  // A scaling decision that acted (or a worker lost): into /v1/status (the last 50) and the history the
+  // dashboard plots. Called with `mutex` held.
+  void record_decision(int phase, const std::string& action, int workers, const std::string& reason,
+                       const std::string& result) {
+    const auto at = unix_ms();
+    scaling_log.push_back({{"at_unix_ms", at}, {"phase", phase}, {"action", action}, {"workers", workers},
+                           {"reason", reason}, {"result", result}});
+    while (scaling_log.size() > 50) scaling_log.pop_front();
+    hist.add_event({at, phase, action, static_cast<std::uint32_t>(workers), reason, result});
   }
 
   std::string metrics() {

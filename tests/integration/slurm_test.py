@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import BIN, Cluster, check_exactly_once, random_files, wait_for  # noqa: E402
+from cluster import BIN, Cluster, check_exactly_once, get_json, random_files, wait_for  # noqa: E402
 from runner import run  # noqa: E402
 
 os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"  # munged, slurmctld, slurmd
@@ -178,6 +178,8 @@ def test_slurm_jobs_follow_the_load_and_every_tuple_is_stored_once():
         slurm.cmd("scancel", *[j for j, s in slurm.jobs()[victim] if s == "RUNNING"])
         wait_for(lambda: any(d["action"] == "lost" and victim in d["reason"]
                              for d in c.status()["scaling"]["decisions"]), 20, "the master to report the lost job")
+        history = get_json(c.master_url + "/v1/history")  # what the dashboard plots
+        assert any(d["action"] == "lost" and victim in d["reason"] for d in history["decisions"]), history["decisions"]
         wait_for(lambda: len(c.status()["workers"]) == 1 and c.status()["workers"][0]["id"] != victim, 30,
                  "a replacement worker")
         c.close()
