@@ -21,7 +21,9 @@ using namespace hio::features;
 
 namespace {
 
-// The values of hio-features-bench: per-voxel level, a periodic component, noise, 10 % empty.
+// The values of hio-features-bench (features/bench.cpp): per-voxel level, a periodic component, noise,
+// 10 % empty. Repeated here, not shared, because cpu_compare.sh also builds this file against an older
+// checkout's objects, where no shared helper exists.
 std::vector<double> bench_values(std::size_t n, std::uint64_t seed, bool integral) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
