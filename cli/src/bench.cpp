@@ -56,17 +56,27 @@ int bench_tuples(const bench_options& o) {
   } else {
     const std::size_t distinct =
         std::max<std::size_t>(1, std::min<std::size_t>(16, (256ull << 20) / std::max<std::uint64_t>(1, o.size)));
-    tuples.assign(distinct, std::vector<std::byte>(o.size));
-    for (auto& t : tuples)
-      for (std::size_t i = 0; i < t.size(); i += 8) {
+    tuples.resize(distinct);
+    for (auto& t : tuples) t.resize(o.size);
+    for (auto& t : tuples) {
+      std::size_t i = 0;
+      for (; i + 8 <= t.size(); i += 8) {
         const auto v = rng();
-        std::memcpy(t.data() + i, &v, std::min<std::size_t>(8, t.size() - i));
+        std::memcpy(t.data() + i, &v, 8);  // a fixed size: inlined, so profiles of the source show the path
       }
+      for (auto v = rng(); i < t.size(); ++i, v >>= 8) t[i] = static_cast<std::byte>(v);
+    }
   }
   const std::uint64_t tuple_size = tuples.front().size();
 
-  std::atomic<std::uint64_t> ok{0}, queued{0}, bad{0}, sessions{0}, ucx_sessions{0};
-  std::atomic<bool> first_error{false};  // the first error is printed, the rest counted
+  // The completion handlers capture one pointer to these, so each fits in std::function without a heap
+  // allocation per tuple.
+  struct tally {
+    std::atomic<std::uint64_t> ok{0}, queued{0}, bad{0};
+    std::atomic<bool> first_error{false};  // the first error is printed, the rest counted
+  } tl;
+  auto& [ok, queued, bad, first_error] = tl;
+  std::atomic<std::uint64_t> sessions{0}, ucx_sessions{0};
   const auto start = steady::now();
   std::vector<std::thread> sources;
   for (int s = 0; s < o.sources; ++s)
@@ -80,14 +90,14 @@ int bench_tuples(const bench_options& o) {
       const std::uint64_t mine = o.count / static_cast<std::uint64_t>(o.sources) + (static_cast<std::uint64_t>(s) < o.count % static_cast<std::uint64_t>(o.sources));
       for (std::uint64_t i = 0; i < mine; ++i) {
         const auto& t = tuples[(i + static_cast<std::uint64_t>(s)) % tuples.size()];
-        auto r = c.async_send_view(t, {}, [&](result<connector::send_result> res) {
+        auto r = c.async_send_view(t, {}, [p = &tl](result<connector::send_result> res) {
           if (!res || res->status == connector::send_status::failed) {
-            ++bad;
+            ++p->bad;
           } else {
-            ++ok;
-            if (res->status == connector::send_status::queued) ++queued;
+            ++p->ok;
+            if (res->status == connector::send_status::queued) ++p->queued;
           }
-          if (!res && !first_error.exchange(true)) std::cerr << "hio bench: " << res.error().message << "\n";
+          if (!res && !p->first_error.exchange(true)) std::cerr << "hio bench: " << res.error().message << "\n";
         });
         if (!r) {
           ++bad;

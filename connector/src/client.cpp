@@ -47,7 +47,7 @@ struct job {
   std::span<const std::byte> data;       // the tuple, uncompressed
   std::vector<std::byte> compressed;     // the payload as it travels when codec is zstd
   wire::codec codec = wire::codec::raw;
-  std::string metadata;
+  std::shared_ptr<const std::string> metadata;  // the client's default is shared by the tuples that use it
   std::uint64_t xxh3 = 0;
   std::uint64_t tuple_id = 0;            // 0 until first sent; then fixed for every retry
   std::uint32_t attempts = 0;
@@ -118,7 +118,7 @@ struct client::impl {
   client_stats stats() const;
 
  private:
-  result<std::string> make_metadata(std::string_view user) const;
+  result<std::shared_ptr<const std::string>> make_metadata(std::string_view user) const;
   void maybe_compress(job& j) const;
   void complete(job_ptr j, result<send_result> r);
   void fail_jobs(std::deque<job_ptr> jobs, const hio::error& e);
@@ -145,7 +145,7 @@ struct client::impl {
 
  private:
   std::optional<hio::error> config_error_;
-  std::string metadata_prefix_;  // {"source":"<name>"}
+  std::shared_ptr<const std::string> metadata_prefix_;  // {"source":"<name>"}
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // the writer waits for work
@@ -182,7 +182,7 @@ client::impl::impl(client_options o) : opt(std::move(o)) {
     opt.transport = "tcp";  // auto asks for UCX only where it could be used
   else if (!parse_transport_request(opt.transport))
     config_error_ = fail(errc::invalid_argument, "transport must be tcp, ucx or auto, not '" + opt.transport + "'");
-  metadata_prefix_ = json_metadata_prefix(opt.source_name);
+  metadata_prefix_ = std::make_shared<const std::string>(json_metadata_prefix(opt.source_name));
   leases_.emplace(opt.master_url, opt.source_token, [this](milliseconds d) { return sleep_for(d); });
   writer_ = std::thread([this] { run_writer(); });
 }
@@ -190,7 +190,7 @@ client::impl::impl(client_options o) : opt(std::move(o)) {
 // ---------------------------------------------------------------------------------------------------
 // Submission and results (any thread)
 
-result<std::string> client::impl::make_metadata(std::string_view user) const {
+result<std::shared_ptr<const std::string>> client::impl::make_metadata(std::string_view user) const {
   if (user.empty()) return metadata_prefix_;
   auto j = nlohmann::ordered_json::parse(user, nullptr, false);
   if (j.is_discarded() || !j.is_object())
@@ -201,7 +201,7 @@ result<std::string> client::impl::make_metadata(std::string_view user) const {
   auto text = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > wire::max_metadata_bytes)
     return fail(errc::invalid_argument, "metadata is larger than " + std::to_string(wire::max_metadata_bytes) + " bytes");
-  return text;
+  return std::make_shared<const std::string>(std::move(text));
 }
 
 void client::impl::maybe_compress(job& j) const {
@@ -469,11 +469,11 @@ bool client::impl::write(session& s, job& j) {
   h.token = s.lease.token;
   const auto payload = j.wire_payload();
   h.payload_length = payload.size();
-  h.metadata_length = static_cast<std::uint32_t>(j.metadata.size());
+  h.metadata_length = static_cast<std::uint32_t>(j.metadata->size());
   h.payload_codec = j.codec;
   h.xxh3 = j.xxh3;
   const std::size_t n = payload.size();
-  auto r = s.conn->send(h, j.metadata, payload, opt.send_timeout);
+  auto r = s.conn->send(h, *j.metadata, payload, opt.send_timeout);
   j.written.store(true, std::memory_order_release);  // from here on `j` may be gone
   s.last_send = steady::now();
   if (!r) {

@@ -613,17 +613,18 @@ struct master::impl {
     if (auto conn = connection::open(ch.host, ch.port); !conn) {
       failure = conn.error().message;
     } else {
+      // The whole batch and its END in as few sendmsg calls as the kernel takes.
+      std::vector<outgoing_frame> frames;
+      frames.reserve(batch.size() + 1);
       for (const auto& t : batch) {
         wire::frame_header h;
         h.tuple_id = t.tuple_id;
         h.token = token;
         h.xxh3 = t.xxh3;
-        if (auto s = conn->send(h, t.metadata, *t.payload); !s) {
-          failure = s.error().message;
-          break;
-        }
+        frames.push_back({h, t.metadata, *t.payload});
       }
-      if (failure.empty()) (void)conn->send_end();
+      frames.push_back({wire::make_end(), {}, {}});
+      if (auto s = conn->send_batch(frames); !s) failure = s.error().message;
       for (std::size_t n = 0; n < batch.size();) {
         auto a = conn->receive(120s);
         if (!a) {

@@ -34,11 +34,28 @@ std::string source_of(std::string_view metadata) {
   return it->get<std::string>();
 }
 
+namespace {
+
+// A source sends the same metadata with most tuples (its name, often nothing more): the source parsed
+// from the last metadata seen on this thread (each channel has its own) is reused while it repeats.
+const std::string& cached_source_of(std::string_view metadata) {
+  thread_local std::string last_metadata, last_source;
+  thread_local bool valid = false;
+  if (!valid || metadata != last_metadata) {
+    last_source = source_of(metadata);
+    last_metadata.assign(metadata);
+    valid = true;
+  }
+  return last_source;
+}
+
+}  // namespace
+
 feature_record make_feature_record(const received_tuple& t, const result<std::vector<feature>>& processed,
                                    std::string_view worker_id, std::uint32_t channel, std::int64_t now_ms) {
   feature_record r;
   r.tuple_id = t.tuple_id;
-  r.source = source_of(t.metadata);
+  r.source = cached_source_of(t.metadata);
   r.size = t.payload.size();
   r.xxh3 = t.xxh3;
   r.metadata = std::string(t.metadata);

@@ -24,9 +24,11 @@ struct collecting_handler : tuple_handler {
   std::map<std::uint64_t, std::uint64_t> durable;  // id -> xxh3 of what arrived
   std::vector<std::uint64_t> pending;
   std::map<std::uint64_t, std::uint64_t> pending_sums;
+  std::map<std::uint64_t, std::uint64_t> metadata_sums;  // id -> xxh3 of the metadata that arrived
   int sessions = 0;
   bool refuse = false;
   std::size_t flushes = 0;
+  std::string fail_reason;  // when set, every tuple is acknowledged failed with this reason
 
   result<void> begin_session(const lease_token&, const std::string&) override {
     if (refuse) return make_error(static_cast<int>(wire::error_code::busy), "channel is busy");
@@ -36,6 +38,7 @@ struct collecting_handler : tuple_handler {
   result<void> on_tuple(const lease_token&, const received_tuple& t) override {
     pending.push_back(t.tuple_id);
     pending_sums[t.tuple_id] = xxh3_64(t.payload);
+    metadata_sums[t.tuple_id] = xxh3_64(std::as_bytes(std::span(t.metadata)));
     return {};
   }
   result<std::vector<ack>> flush(const lease_token&) override {
@@ -43,7 +46,8 @@ struct collecting_handler : tuple_handler {
     std::vector<ack> acks;
     for (auto id : pending) {
       durable[id] = pending_sums[id];
-      acks.push_back({id, wire::ack_status::stored, {}});
+      if (fail_reason.empty()) acks.push_back({id, wire::ack_status::stored, {}});
+      else acks.push_back({id, wire::ack_status::failed, fail_reason});
     }
     pending.clear();
     return acks;
@@ -143,6 +147,51 @@ TEST_CASE("pipelined tuples of random sizes are all acknowledged in order and ar
   CHECK(end->header.type == wire::frame_type::end);
   CHECK(f.handler.durable == sent);
   CHECK(f.handler.flushes <= 50);  // batched when frames queue up; how much depends on timing
+}
+
+TEST_CASE("one gathered batch of small and large frames arrives intact and is answered in order, long reasons too") {
+  fixture f;
+  f.handler.fail_reason = std::string(40000, 'r');  // longer than what the sender reads ahead
+  std::mt19937_64 rng(7);
+  constexpr std::uint64_t first = 500, n = 400;
+  auto lease = f.lease(first, n);
+  std::vector<std::vector<std::byte>> payloads;
+  std::vector<std::string> metadata;
+  std::map<std::uint64_t, std::uint64_t> sent, sent_meta;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    // Mostly 1 KB, some empty or up to 20 KB, every 50th 3 MB (read past the receiver's inbox), and one
+    // 300 KB metadata with an empty payload.
+    std::size_t size = i % 3 ? 1000 : std::uniform_int_distribution<std::size_t>(0, 20000)(rng);
+    if (i % 50 == 7) size = 3 << 20;
+    if (i == 100) size = 0;
+    payloads.push_back(random_bytes(size, rng));
+    metadata.push_back(i == 100 ? std::string(300000, 'm') : R"({"source":"b"})");
+    sent[first + i] = xxh3_64(payloads.back());
+    sent_meta[first + i] = xxh3_64(std::as_bytes(std::span(metadata.back())));
+  }
+  std::vector<outgoing_frame> frames;
+  for (std::uint64_t i = 0; i < n; ++i)
+    frames.push_back({data_header(lease, first + i, payloads[i]), metadata[i], payloads[i]});
+  auto c = f.connect();
+  std::thread reader([&] {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      auto a = c.receive(20s);
+      REQUIRE(a.has_value());
+      CHECK(a->header.type == wire::frame_type::ack);
+      CHECK(a->header.tuple_id == first + i);
+      CHECK(a->header.flags == static_cast<std::uint16_t>(wire::ack_status::failed));
+      CHECK(a->text == f.handler.fail_reason);
+    }
+  });
+  REQUIRE(c.send_batch(frames).has_value());
+  reader.join();
+  REQUIRE(c.send_end().has_value());
+  auto end = c.receive(5s);
+  REQUIRE(end.has_value());
+  CHECK(end->header.type == wire::frame_type::end);
+  CHECK(f.handler.durable == sent);
+  CHECK(f.handler.metadata_sums == sent_meta);
+  CHECK(f.handler.flushes < n);  // 1 KB frames that arrive together are made durable together
 }
 
 TEST_CASE("a zstd-compressed tuple is decoded and checked against the uncompressed checksum") {

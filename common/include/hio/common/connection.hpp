@@ -1,7 +1,8 @@
 #pragma once
 // A blocking data-path connection for senders (the connector, the master's queue dispatcher): writes DATA
-// frames straight from the caller's buffers (one sendmsg, no copy) and reads the receiver's answers.
-// One writer thread and one reader thread may use it at the same time; not otherwise thread-safe.
+// frames straight from the caller's buffers (one sendmsg, no copy; send_batch gathers many frames into
+// one) and reads the receiver's answers, many per recv. One writer thread and one reader thread may use
+// it at the same time; not otherwise thread-safe.
 
 #include <hio/common/error.hpp>
 #include <hio/common/wire.hpp>
@@ -9,11 +10,19 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 namespace hio {
+
+// One frame for send_batch; the views must stay valid until it returns.
+struct outgoing_frame {
+  wire::frame_header header;
+  std::string_view metadata;
+  std::span<const std::byte> payload;
+};
 
 struct answer {
   wire::frame_header header;  // ACK, ERROR or END
@@ -35,10 +44,15 @@ class connection {
 
   // Sends header, metadata and payload (the payload as it travels: compressed when the header says so).
   // The header's metadata_length and payload_length are set from the spans given.
-  // Error (code 0) when the peer is gone or the write stalls past `timeout`.
+  // Error (code 0) when the peer is gone or the write stalls (the socket stays full) past `timeout`.
   result<void> send(const wire::frame_header& h, std::string_view metadata,
                     std::span<const std::byte> payload,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Sends the frames in order with as few sendmsg calls as the kernel allows (up to ~340 frames per
+  // call); each header's lengths are set from its spans. Errors as send(); on error an unknown prefix of
+  // the frames went out.
+  result<void> send_batch(std::span<const outgoing_frame> frames,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
   result<void> send_end(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   // Reads the next answer. Error (code 0) on timeout, a closed connection or a malformed frame.
@@ -49,7 +63,13 @@ class connection {
 
  private:
   explicit connection(int fd) : fd_(fd) {}
+  // Reads until the inbox holds `n` (<= inbox_capacity) bytes, as many more as are there already.
+  result<void> fill(std::size_t n, std::chrono::steady_clock::time_point deadline);
+
+  static constexpr std::size_t inbox_capacity = 16 * 1024;
   int fd_ = -1;
+  std::unique_ptr<std::byte[]> inbox_;  // answers read ahead; reader thread only
+  std::size_t in_begin_ = 0, in_end_ = 0;
 };
 
 }  // namespace hio
