@@ -9,6 +9,8 @@
 #include <hio/features/gpu.hpp>
 #include <hio/features/npy.hpp>
 
+#include "detail/fft_wisdom.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -182,6 +184,12 @@ int main(int argc, char** argv) {
       std::printf("ceilings: %s\n", c.error().message.c_str());
     }
   }
+  // Whether the CPU's FFTs of these lengths come from the wisdom shipped in the library (FFTW accepts it
+  // only for its own version and SIMD set; otherwise FFTW_ESTIMATE plans: slower, docs/features.md).
+  std::printf("CPU FFT plans:");
+  for (std::size_t t : {std::size_t{1000}, std::size_t{2000}, std::size_t{3000}})
+    std::printf(" T=%zu %s;", t, detail::voxel_plan_from_wisdom(t) ? "shipped wisdom" : "FFTW_ESTIMATE");
+  std::printf("\n");
   std::vector<timing_row> rows;
   for (const auto& c : sizes) {
     const auto bytes = write_npy(random_values(product(c.shape), seed + 7, c.integral), c.shape, c.type);

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Two builds of the CPU extractor on hio-features-bench's (2, 3000, 250) tuples: whether they give the
-# same features to the last bit (new with AVX2, new on the baseline build, old), and their thread CPU
-# time per realization in interleaved rounds (median of 20 calls per round), which is fairer than one
-# long run on a machine shared with other work.
+# same features (to the last bit: two processes of the new build, its AVX2 and its baseline build; old
+# against new: how many differ and by how much), and their thread CPU time per realization in
+# interleaved rounds (median of 20 calls per round), which is fairer than one long run on a machine
+# shared with other work.
 #
 #   experiments/features/cpu_compare.sh NEW_BUILD_DIR [OLD_REV [ROUNDS [KINDS]]]
 #
@@ -34,9 +35,20 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for kind in $kinds; do
   "$work/old" --kind "$kind" --runs 0 --dump "$work/old.txt" > /dev/null
   "$work/new" --kind "$kind" --runs 0 --dump "$work/new.txt" > /dev/null
+  "$work/new" --kind "$kind" --runs 0 --dump "$work/again.txt" > /dev/null
   "$work/new" --kind "$kind" --runs 0 --dump "$work/base.txt" --baseline > /dev/null
-  same="identical"
-  cmp -s "$work/old.txt" "$work/new.txt" || same="DIFFERENT (old vs new)"
+  if cmp -s "$work/old.txt" "$work/new.txt"; then
+    same="old = new to the last bit"
+  else
+    # Largest |old - new| / max(|old|, |new|) over the features that differ and are above 1e-9 in
+    # magnitude, and the largest |old - new| of the others (the tests allow 1e-9 relative + 1e-12).
+    same="old vs new: $(paste -d' ' "$work/old.txt" "$work/new.txt" | awk '
+      function abs(x) { return x < 0 ? -x : x }
+      $2 != $4 { n++; d = abs($2 - $4); m = abs($2) > abs($4) ? abs($2) : abs($4)
+                 if (m > 1e-9) { if (d / m > rel) rel = d / m } else if (d > tiny) tiny = d }
+      END { printf "%d of %d differ, largest relative difference %.2g, absolute below 1e-9 %.2g", n, NR, rel, tiny }')"
+  fi
+  cmp -s "$work/new.txt" "$work/again.txt" || same="$same; DIFFERENT between two processes of the new build"
   cmp -s "$work/new.txt" "$work/base.txt" || same="$same; DIFFERENT (AVX2 vs baseline build)"
   old_ms="" new_ms=""
   for _ in $(seq "$rounds"); do

@@ -1,11 +1,12 @@
 // CPU reference implementation of the feature set (docs/features.md). One realization is read a few rows
-// at a time for the per-timepoint statistics, then 16 voxels at a time into contiguous float64 columns
+// at a time for the per-timepoint statistics, then 8 voxels at a time into contiguous float64 columns
 // for the per-voxel statistics, medians and FFTs. The hot loops (detail/kernels.inc) are compiled twice,
 // for the x86-64 baseline and for AVX2, and chosen at run time; both give bit-identical features.
 
 #include <hio/features/features.hpp>
 
 #include "detail/element.hpp"
+#include "detail/fft_wisdom.hpp"
 #include "detail/layout.hpp"
 
 #include <fftw3.h>
@@ -19,10 +20,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -58,17 +61,57 @@ std::size_t fast_fft_size(std::size_t n) {
   }
 }
 
-// The FFTs for one series length T, with the arrays they were planned on.
+// The shipped wisdom is imported into FFTW's process-wide store once, before the first plan: from then
+// on every plan of a covered problem (length, direction, placement, alignment) is built from it, whatever
+// the planning flags. Called with the planner mutex held.
+bool shipped_wisdom_imported = false;  // guarded by fftw_planner_mutex()
+
+void import_shipped_wisdom() {
+  if (shipped_wisdom_imported) return;
+  shipped_wisdom_imported = true;
+  // A failed import (wisdom of another FFTW version) leaves FFTW_ESTIMATE plans: slower, still deterministic.
+  (void)fftw_import_wisdom_from_string(detail::shipped_fft_wisdom());
+}
+
+// How plans are made: from the shipped wisdom where it covers the problem, else FFTW_ESTIMATE (both fixed
+// by the inputs alone); `measure` (extractor_options::measure_plans) times candidates where no wisdom
+// applies; `patient` and `exhaustive` (the wisdom tool, hio-features-wisdom) time them more thoroughly.
+enum class plan_mode { shipped, measure, patient, exhaustive };
+
+template <class Make>
+fftw_plan make_plan(plan_mode mode, Make make, bool* from_wisdom = nullptr) {
+  switch (mode) {
+    case plan_mode::shipped:
+      if (fftw_plan p = make(FFTW_WISDOM_ONLY | FFTW_PATIENT)) {
+        if (from_wisdom) *from_wisdom = true;
+        return p;
+      }
+      return make(FFTW_ESTIMATE);
+    case plan_mode::measure: return make(FFTW_MEASURE);
+    case plan_mode::patient: return make(FFTW_PATIENT);
+    case plan_mode::exhaustive: return make(FFTW_EXHAUSTIVE);
+  }
+  return make(FFTW_ESTIMATE);
+}
+
+// The FFTs for one series length T, with the arrays they were planned on (FFTW_MALLOC alignment: wisdom is
+// specific to the arrays' alignment).
 class fft_plans {
  public:
-  fft_plans(std::size_t t, unsigned flags)
+  fft_plans(std::size_t t, plan_mode mode)
       : t_(t), acf_len_(fast_fft_size(2 * t)), series_(fftw_array<double>(t)), spectrum_(fftw_array<fftw_complex>(t / 2 + 1)),
         acf_(fftw_array<double>(acf_len_)), acf_spectrum_(fftw_array<fftw_complex>(acf_len_ / 2 + 1)) {
     std::lock_guard lock(fftw_planner_mutex());
+    if (mode == plan_mode::shipped || mode == plan_mode::measure) import_shipped_wisdom();
     const int n = static_cast<int>(t), l = static_cast<int>(acf_len_);
-    voxel_ = fftw_plan_dft_r2c_1d(n, series_.get(), spectrum_.get(), flags);
-    acf_forward_ = fftw_plan_dft_r2c_1d(l, acf_.get(), acf_spectrum_.get(), flags);
-    acf_backward_ = fftw_plan_dft_c2r_1d(l, acf_spectrum_.get(), acf_.get(), flags);
+    double* series = series_.get();
+    double* acf = acf_.get();
+    fftw_complex* spectrum = spectrum_.get();
+    fftw_complex* acf_spectrum = acf_spectrum_.get();
+    voxel_ = make_plan(
+        mode, [&](unsigned f) { return fftw_plan_dft_r2c_1d(n, series, spectrum, f); }, &voxel_from_wisdom_);
+    acf_forward_ = make_plan(mode, [&](unsigned f) { return fftw_plan_dft_r2c_1d(l, acf, acf_spectrum, f); });
+    acf_backward_ = make_plan(mode, [&](unsigned f) { return fftw_plan_dft_c2r_1d(l, acf_spectrum, acf, f); });
   }
   ~fft_plans() {
     std::lock_guard lock(fftw_planner_mutex());
@@ -83,6 +126,13 @@ class fft_plans {
   double* series() { return series_.get(); }
   const fftw_complex* spectrum() const { return spectrum_.get(); }
   void transform_series() { fftw_execute(voxel_); }
+  bool voxel_plan_from_wisdom() const { return voxel_from_wisdom_; }
+  std::string describe_voxel_plan() const {
+    char* text = fftw_sprint_plan(voxel_);
+    std::string out = text ? text : "";
+    fftw_free(text);
+    return out;
+  }
 
   // sum_{i} x[i] x[i+k] for k = 0 .. max_lag, by zero-padded FFT (max_lag < T).
   void autocovariance(const double* x, std::size_t max_lag, double* out) {
@@ -106,6 +156,7 @@ class fft_plans {
   fftw_ptr<double> acf_;
   fftw_ptr<fftw_complex> acf_spectrum_;
   fftw_plan voxel_ = nullptr, acf_forward_ = nullptr, acf_backward_ = nullptr;
+  bool voxel_from_wisdom_ = false;
 };
 
 struct scan_result {
@@ -134,7 +185,7 @@ struct median_scratch {
 };
 
 constexpr std::size_t row_block = 8;   // rows per block: [S][8][V] doubles stay in L1 for V = 250
-constexpr std::size_t col_block = 16;  // voxels gathered per column pass: one 64-byte line of float32
+constexpr std::size_t col_block = 8;  // voxels gathered per column pass: [S][8][T] doubles stay in L2 (16: 2 % slower)
 
 // Scratch, grown to the largest realization seen.
 struct scratch {
@@ -186,7 +237,7 @@ struct extractor::impl {
 
   fft_plans& plans_for(std::size_t t) {
     auto& p = plans[t];
-    if (!p) p = std::make_unique<fft_plans>(t, options.measure_plans ? FFTW_MEASURE : FFTW_ESTIMATE);
+    if (!p) p = std::make_unique<fft_plans>(t, options.measure_plans ? plan_mode::measure : plan_mode::shipped);
     return *p;
   }
 
@@ -247,5 +298,38 @@ result<std::vector<realization_features>> extract(const npy_array& a, const opti
   extractor e;
   return e.extract(a, o);
 }
+
+namespace detail {
+
+const char* shipped_fft_wisdom() noexcept {
+  return
+#include "detail/fft_wisdom.inc"
+      ;
+}
+
+std::string generate_fft_wisdom(const std::vector<std::size_t>& lengths, bool exhaustive) {
+  {
+    std::lock_guard lock(fftw_planner_mutex());
+    fftw_forget_wisdom();
+    shipped_wisdom_imported = true;  // never mixed into what this process exports
+  }
+  std::vector<std::unique_ptr<fft_plans>> plans;
+  for (std::size_t t : lengths)
+    if (t >= 2)
+      plans.push_back(std::make_unique<fft_plans>(t, exhaustive ? plan_mode::exhaustive : plan_mode::patient));
+  std::lock_guard lock(fftw_planner_mutex());
+  char* text = fftw_export_wisdom_to_string();
+  std::string out = text ? text : "";
+  fftw_free(text);
+  return out;
+}
+
+std::string describe_voxel_plan(std::size_t t, bool measure) {
+  return fft_plans(t, measure ? plan_mode::measure : plan_mode::shipped).describe_voxel_plan();
+}
+
+bool voxel_plan_from_wisdom(std::size_t t) { return fft_plans(t, plan_mode::shipped).voxel_plan_from_wisdom(); }
+
+}  // namespace detail
 
 }  // namespace hio::features

@@ -20,11 +20,13 @@ using namespace hio::features::test;
 
 namespace {
 
-enum class kind { counts, real, skewed_counts, skewed_real, wide_counts, drifting_real, tied_real };
+enum class kind { counts, real, skewed_counts, skewed_real, wide_counts, drifting_real, tied_real, huge_counts };
 
 // Series of one kind: counts near a level (median near the mean), heavy-tailed values (median far below
 // the mean), integers spread over a range wider than a histogram covers, real values whose level and
-// spread change along the array (so that one series predicts the next badly), and real values with ties.
+// spread change along the array (so that one series predicts the next badly), real values with ties, and
+// integers beyond 2^24 (as float32 only every 128th or 256th is kept, and the medians' integer
+// thresholds are not floats: the float comparisons of the AVX2 build round them down).
 std::vector<double> values_of(kind k, std::size_t n, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -40,6 +42,7 @@ std::vector<double> values_of(kind k, std::size_t n, std::uint64_t seed) {
       case kind::wide_counts: x[i] = std::floor(1e7 * u * u) - 3e6; break;
       case kind::drifting_real: x[i] = drift * (u + 0.1 * w) + (i % 7 == 0 ? 1e3 * w : 0); break;
       case kind::tied_real: x[i] = 0.25 * std::floor(8 * u); break;
+      case kind::huge_counts: x[i] = std::floor(3e9 * u * w) - 1e9; break;
     }
   }
   return x;
@@ -104,6 +107,7 @@ TEST_CASE("cpu paths: the AVX2 and the baseline builds give bit-identical featur
   const std::vector<shape_case> cases = {
       {{2, 300, 250}, dtype::f4, kind::counts},
       {{2, 300, 250}, dtype::f4, kind::real},
+      {{2, 300, 250}, dtype::f4, kind::huge_counts},
       {{2, 301, 61}, dtype::f8, kind::skewed_real},
       {{3, 97, 50}, dtype::i4, kind::skewed_counts},
       {{2, 130, 49}, dtype::f4, kind::drifting_real},
@@ -142,7 +146,7 @@ TEST_CASE("cpu paths: medians are exact in every path (per-timepoint and per-vox
   // 48-value threshold of the counting paths, odd and even, and not multiples of four.
   const std::vector<std::pair<std::size_t, std::size_t>> shapes = {{301, 250}, {250, 301}, {48, 49}, {49, 48}, {64, 130}};
   const std::vector<kind> kinds = {kind::counts,      kind::real,          kind::skewed_counts, kind::skewed_real,
-                                   kind::wide_counts, kind::drifting_real, kind::tied_real};
+                                   kind::wide_counts, kind::drifting_real, kind::tied_real, kind::huge_counts};
   std::uint64_t seed = 500;
   for (const auto& [T, V] : shapes)
     for (kind k : kinds)

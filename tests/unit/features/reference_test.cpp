@@ -106,6 +106,8 @@ TEST_CASE("reference: seeded random realizations match the NumPy reference withi
       {{4, 31, 12}, dtype::f8, true},
       // Rows and columns of >= 48 values: the CPU's counting medians (integers, real values).
       {{2, 150, 120}, dtype::f4, false}, {{2, 120, 150}, dtype::i4, true},
+      // Series lengths the shipped FFTW wisdom plans (src/detail/fft_wisdom.inc).
+      {{2, 3000, 12}, dtype::f4, true}, {{1, 1000, 9}, dtype::f8, false},
   };
   compare_with_reference(cases, {}, "", 1000);
 }

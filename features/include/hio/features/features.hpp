@@ -35,7 +35,9 @@ struct realization_features {
 };
 
 struct extractor_options {
-  bool measure_plans = false;  // plan FFTW_MEASURE (slower first call per T) instead of FFTW_ESTIMATE
+  bool measure_plans = false;  // plan FFTW_MEASURE where the shipped wisdom does not apply, instead of
+                               // FFTW_ESTIMATE (slower first call per T; the plans, hence the last bits
+                               // of the spectral features, then depend on timing: docs/features.md)
   bool avx2 = true;            // run the AVX2 build of the hot loops where the processor has AVX2;
                                // false forces the baseline build. Both give bit-identical features.
 };
