@@ -61,8 +61,8 @@ std::optional<transport> choose_transport(transport_request want, bool offers_tc
 }
 
 result<std::unique_ptr<data_link>> open_link(transport t, const std::string& host, std::uint16_t port,
-                                             std::chrono::milliseconds timeout) {
-  if (t == transport::ucx) return detail::open_ucx_link(host, port, timeout);
+                                             std::chrono::milliseconds timeout, std::string_view ucx_address) {
+  if (t == transport::ucx) return detail::open_ucx_link(host, port, ucx_address, timeout);
   auto c = connection::open(host, port, timeout);
   if (!c) return c.error();
   return std::unique_ptr<data_link>(std::make_unique<tcp_link>(std::move(*c)));

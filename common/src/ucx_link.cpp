@@ -1,10 +1,15 @@
 // The sender's end of a data-path session over UCX: one UCP worker and endpoint per session, connected
-// to a channel's UCP listener. DATA frames go as active messages (header = frame + sequence number,
-// data = metadata and payload as an I/O vector straight from the caller's buffers); payloads from
-// rndv_threshold up are forced onto the rendezvous protocol, so the receiver pulls them into its own
-// buffer. Answers come back as active messages carrying one or more frames.
+// either to the channel's UCP worker address from the lease (any transport UCX finds, shared memory
+// included: UCX's sockaddr connections in 1.13 carry data over network lanes only) or to its UCP listener.
+// DATA frames go as active messages (header = frame + sequence number + connection id, data = metadata
+// and payload as an I/O vector straight from the caller's buffers); payloads from rndv_threshold up are
+// forced onto the rendezvous protocol, so the receiver pulls them into its own buffer, smaller ones go
+// eagerly with the message. Answers come back as active messages carrying one or more frames.
 #include "ucx_common.hpp"
 #include "ucx_detail.hpp"
+
+#include <hio/common/hash.hpp>
+#include <hio/common/log.hpp>
 
 #include <poll.h>
 
@@ -15,6 +20,8 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <random>
+#include <set>
 
 namespace hio::detail {
 namespace {
@@ -29,7 +36,7 @@ class ucx_link final : public data_link {
   ~ucx_link() override { close_all(); }
 
   static result<std::unique_ptr<data_link>> open(const std::string& host, std::uint16_t port,
-                                                 std::chrono::milliseconds timeout) {
+                                                 std::string_view address_hex, std::chrono::milliseconds timeout) {
     auto w = ucx_new_worker(true);
     if (!w) return w.error();
     std::unique_ptr<ucx_link> link(new ucx_link(*w));
@@ -45,29 +52,48 @@ class ucx_link final : public data_link {
     if (auto s = ucp_worker_set_am_recv_handler(link->worker_, &hp); s != UCS_OK)
       return io_error(ucx_error("UCX handler", s));
 
-    sockaddr_storage addr{};
-    auto len = ucx_sockaddr(host, port, addr);
-    if (!len) return len.error();
+    const auto deadline = steady::now() + timeout;
+    const std::string where = host + ":" + std::to_string(port);
     ucp_ep_params_t ep{};
-    ep.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR | UCP_EP_PARAM_FIELD_ERR_HANDLER |
-                    UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
-    ep.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
-    ep.sockaddr.addr = reinterpret_cast<const sockaddr*>(&addr);
-    ep.sockaddr.addrlen = *len;
+    ep.field_mask = UCP_EP_PARAM_FIELD_ERR_HANDLER | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
     ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
     ep.err_handler.cb = &ucx_link::on_error;
     ep.err_handler.arg = link.get();
-    const std::string where = host + ":" + std::to_string(port);
-    if (auto s = ucp_ep_create(link->worker_, &ep, &link->ep_); s != UCS_OK)
-      return io_error("cannot connect to " + where + " over UCX: " + ucs_status_string(s));
-    // The connection is established in the background; a flush completes once it is up.
+    sockaddr_storage addr{};
+    std::string remote;
+    if (!address_hex.empty()) {
+      auto bytes = from_hex(address_hex);
+      if (!bytes || bytes->empty()) return io_error("the lease's UCX worker address is not valid hex");
+      remote = std::move(*bytes);
+      ep.field_mask |= UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
+      ep.address = reinterpret_cast<const ucp_address_t*>(remote.data());
+      std::random_device rd;
+      while (link->conn_id_ == 0) link->conn_id_ = (std::uint64_t{rd()} << 32) | rd();
+    } else {
+      auto len = ucx_sockaddr(host, port, addr);
+      if (!len) return len.error();
+      ep.field_mask |= UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR;
+      ep.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+      ep.sockaddr.addr = reinterpret_cast<const sockaddr*>(&addr);
+      ep.sockaddr.addrlen = *len;
+    }
+    ucp_ep_h created = nullptr;
+    auto s = link->conn_id_ != 0 ? create_by_address(link->worker_, ep, created, remote)
+                                 : ucp_ep_create(link->worker_, &ep, &created);
+    if (s != UCS_OK) return io_error("cannot connect to " + where + " over UCX: " + ucs_status_string(s));
+    link->ep_ = created;
+    if (link->conn_id_ != 0) {
+      if (auto r = link->hello(deadline); !r) return io_error("cannot connect to " + where + " over UCX: " + r.error().message);
+      return std::unique_ptr<data_link>(std::move(link));
+    }
+    // Through the listener the connection is established in the background; a flush completes once it is up.
     ucx_op op;
     ucp_request_param_t rp{};
     rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
     rp.cb.send = &ucx_op_done;
     rp.user_data = &op;
     void* req = ucp_ep_flush_nbx(link->ep_, &rp);
-    if (auto r = link->finish(req, op, steady::now() + timeout); !r)
+    if (auto r = link->finish(req, op, deadline); !r)
       return io_error("cannot connect to " + where + " over UCX: " + r.error().message);
     return std::unique_ptr<data_link>(std::move(link));
   }
@@ -124,11 +150,17 @@ class ucx_link final : public data_link {
   static ucs_status_t on_answer(void* arg, const void* header, size_t header_length, void* data, size_t length,
                                 const ucp_am_recv_param_t* param) {
     auto* self = static_cast<ucx_link*>(arg);
-    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 || header_length != 8) return UCS_OK;  // not ours
+    std::lock_guard lock(self->state_mu_);
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0 || header_length != 8) {
+      // Receivers send answers eagerly with an 8-byte header: anything else would leave a gap in the
+      // answers' sequence, so the session ends here rather than waiting for acks that cannot come.
+      if (!self->broken_) self->failure_ = "an answer the receiver should not send (rendezvous or bad header)";
+      self->broken_ = true;
+      return UCS_OK;
+    }
     std::uint64_t seq = 0;
     std::memcpy(&seq, header, 8);
-    std::lock_guard lock(self->state_mu_);
-    self->pending_answers_.emplace(seq, std::string(static_cast<const char*>(data), length));
+    self->pending_answers_.emplace(seq, length > 0 ? std::string(static_cast<const char*>(data), length) : std::string());
     while (!self->pending_answers_.empty() && self->pending_answers_.begin()->first == self->next_answer_) {
       self->parse_answers(self->pending_answers_.begin()->second);
       self->pending_answers_.erase(self->pending_answers_.begin());
@@ -206,10 +238,11 @@ class ucx_link final : public data_link {
 
   result<void> post(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> payload,
                     std::chrono::milliseconds timeout) {
-    std::array<std::byte, wire::header_size + 8> header;
+    std::array<std::byte, wire::header_size + 16> header;
     const auto frame = wire::encode(h);
     std::memcpy(header.data(), frame.data(), frame.size());
     std::memcpy(header.data() + wire::header_size, &send_seq_, 8);
+    std::memcpy(header.data() + wire::header_size + 8, &conn_id_, 8);
     ++send_seq_;
     ucp_dt_iov_t iov[2] = {{const_cast<char*>(metadata.data()), metadata.size()},
                            {const_cast<std::byte*>(payload.data()), payload.size()}};
@@ -220,7 +253,9 @@ class ucx_link final : public data_link {
     rp.user_data = &op;
     rp.flags = UCP_AM_SEND_FLAG_REPLY;
     const std::size_t total = metadata.size() + payload.size();
-    if (total >= rndv_threshold) rp.flags |= UCP_AM_SEND_FLAG_RNDV;
+    // Below the threshold the bytes travel with the message (UCX would otherwise pick rendezvous from a few
+    // KiB on, one round trip per tuple); from it on the receiver pulls them into its registered buffer.
+    rp.flags |= total >= rndv_threshold ? UCP_AM_SEND_FLAG_RNDV : UCP_AM_SEND_FLAG_EAGER;
     void* buffer = nullptr;
     std::size_t count = 0;
     if (!metadata.empty() && !payload.empty()) {
@@ -248,6 +283,54 @@ class ucx_link final : public data_link {
     }
     ucp_worker_signal(worker_);  // a thread asleep on the wakeup descriptor comes round to progress it
     return finish(req, op, steady::now() + timeout);
+  }
+
+  // UCX's shared-memory transports (posix, sysv) cannot report a failed peer, so with UCX_TLS naming only
+  // them an endpoint that asks for peer-failure handling finds no transport ("unreachable"). Then the
+  // endpoint is made without it (logged once per receiver address): a receiver that dies is noticed by
+  // the acknowledgement deadline instead (client_options::ack_timeout); nothing is lost either way.
+  static ucs_status_t create_by_address(ucp_worker_h worker, ucp_ep_params_t& ep, ucp_ep_h& out,
+                                        const std::string& remote) {
+    static std::mutex mu;
+    static std::set<std::string> without_peer_checks;  // receiver addresses reachable only that way
+    bool known = false;
+    {
+      std::lock_guard lock(mu);
+      known = without_peer_checks.contains(remote);
+    }
+    if (!known) {
+      const auto s = ucp_ep_create(worker, &ep, &out);
+      if (s != UCS_ERR_UNREACHABLE) return s;
+      out = nullptr;
+    }
+    ep.err_mode = UCP_ERR_HANDLING_MODE_NONE;
+    const auto s = ucp_ep_create(worker, &ep, &out);
+    if (s == UCS_OK && !known) {
+      std::lock_guard lock(mu);
+      if (without_peer_checks.size() >= 4096) without_peer_checks.clear();
+      without_peer_checks.insert(remote);
+      spdlog::info("UCX: no transport to this receiver reports failed peers (shared memory only?); connected "
+                   "without peer-failure detection, a lost receiver is noticed by the acknowledgement deadline");
+    }
+    return s;
+  }
+
+  // Connecting by address: the receiver learns of this session from a HELLO (header = connection id) and
+  // answers on its reply endpoint; its empty answer (sequence 0) shows that both directions work.
+  result<void> hello(steady::time_point deadline) {
+    ucx_op op;
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS;
+    rp.cb.send = &ucx_op_done;
+    rp.user_data = &op;
+    rp.flags = UCP_AM_SEND_FLAG_EAGER | UCP_AM_SEND_FLAG_REPLY;
+    void* req = ucp_am_send_nbx(ep_, ucx_am_hello, &conn_id_, sizeof conn_id_, nullptr, 0, &rp);
+    if (auto sent = finish(req, op, deadline); !sent) return sent;
+    if (!wait_until([&] { return next_answer_ > 0 || broken_; }, deadline))
+      return io_error("no answer from the receiver");
+    std::lock_guard lock(state_mu_);
+    if (next_answer_ == 0) return io_error("connection lost: " + failure_);
+    return {};
   }
 
   void force_close() noexcept {
@@ -288,6 +371,7 @@ class ucx_link final : public data_link {
   ucp_ep_h ep_ = nullptr;
   void* close_req_ = nullptr;
   std::uint64_t send_seq_ = 0;  // writer only
+  std::uint64_t conn_id_ = 0;   // connected by worker address: names this session to the receiver; 0: listener
 
   std::mutex state_mu_;         // guards what follows
   std::condition_variable cv_;
@@ -303,8 +387,8 @@ class ucx_link final : public data_link {
 }  // namespace
 
 result<std::unique_ptr<data_link>> open_ucx_link(const std::string& host, std::uint16_t port,
-                                                 std::chrono::milliseconds timeout) {
-  return ucx_link::open(host, port, timeout);
+                                                 std::string_view address_hex, std::chrono::milliseconds timeout) {
+  return ucx_link::open(host, port, address_hex, timeout);
 }
 
 }  // namespace hio::detail

@@ -1,6 +1,9 @@
 // The data path's receiving end over UCX. Everything runs on the caller's single-threaded io_context:
 // UCX's wakeup descriptor is awaited there, then the worker is progressed and each connection's frames
-// are handled in order, outside UCX's callbacks (which only queue what arrived).
+// are handled in order, outside UCX's callbacks (which only queue what arrived, and create endpoints).
+// Sources connect through the listener (host:port) or by the worker's address from their lease; the
+// latter start with a HELLO carrying their own address, to which the receiver opens its answering
+// endpoint, and name their connection in every message.
 #include <hio/common/ucx_receiver.hpp>
 
 #include "ucx_common.hpp"
@@ -23,6 +26,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 #include <optional>
 
@@ -45,6 +49,7 @@ struct message {
 
 struct ucx_conn {
   ucp_ep_h ep = nullptr;
+  std::uint64_t id = 0;  // connected by address: the id the source's messages carry; 0: through the listener
   std::string peer;
   std::map<std::uint64_t, message> inbox;  // by sequence number
   std::uint64_t next_seq = 0;
@@ -105,7 +110,10 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   ucx_conn* buffer_owner_ = nullptr;  // the connection whose receive is writing into it
   std::vector<std::byte> decoded_;
 
+  std::string address_;  // this worker's UCP address, hex
   std::map<ucp_ep_h, std::shared_ptr<ucx_conn>> conns_;
+  std::map<std::uint64_t, ucx_conn*> by_id_;  // connections made by address, by their id
+  std::vector<std::shared_ptr<ucx_conn>> greeting_;  // made by address, not yet answered
   std::vector<std::shared_ptr<ucx_conn>> dying_;  // closed with a receive still in flight
   std::vector<void*> close_reqs_;
 
@@ -125,6 +133,17 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     hp.arg = this;
     if (auto s = ucp_worker_set_am_recv_handler(worker_, &hp); s != UCS_OK)
       return make_error(0, detail::ucx_error("UCX handler", s));
+    hp.id = detail::ucx_am_hello;
+    hp.flags = UCP_AM_FLAG_WHOLE_MSG;
+    hp.cb = &impl::on_hello;
+    if (auto s = ucp_worker_set_am_recv_handler(worker_, &hp); s != UCS_OK)
+      return make_error(0, detail::ucx_error("UCX handler", s));
+    ucp_address_t* own = nullptr;
+    std::size_t own_length = 0;
+    if (auto s = ucp_worker_get_address(worker_, &own, &own_length); s != UCS_OK)
+      return make_error(0, detail::ucx_error("UCX worker address", s));
+    address_ = to_hex(std::span<const std::byte>(reinterpret_cast<const std::byte*>(own), own_length));
+    ucp_worker_release_address(worker_, own);
     sockaddr_storage addr{};
     auto len = detail::ucx_sockaddr(options_.host, options_.port, addr);
     if (!len) return len.error();
@@ -187,15 +206,43 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     }
   }
 
+  // A source connecting by address: header = its connection id. It is answered on the endpoint UCX made
+  // for it (the reply endpoint; an endpoint of our own to the source's address lost early answers with
+  // UCX 1.13 over shared memory). The connection exists from here on, as its data may follow at once;
+  // its first answer is sent from drive().
+  static ucs_status_t on_hello(void* arg, const void* header, size_t header_length, void*, size_t,
+                               const ucp_am_recv_param_t* param) {
+    auto* self = static_cast<impl*>(arg);
+    std::uint64_t id = 0;
+    if (header_length == 8) std::memcpy(&id, header, 8);
+    if (self->stopped_ || id == 0 || (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) == 0 ||
+        self->by_id_.contains(id) || self->conns_.contains(param->reply_ep))
+      return UCS_OK;  // the source gets no answer and gives up
+    auto c = std::make_shared<ucx_conn>();
+    c->id = id;
+    c->ep = param->reply_ep;
+    c->peer = "UCX connection " + to_hex16(id) + " (by address)";
+    c->deadline = steady::now() + self->options_.first_frame_timeout;
+    self->by_id_[id] = c.get();
+    self->greeting_.push_back(std::move(c));
+    return UCS_OK;
+  }
+
   static ucs_status_t on_data(void* arg, const void* header, size_t header_length, void* data, size_t length,
                               const ucp_am_recv_param_t* param) {
     auto* self = static_cast<impl*>(arg);
     const bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
     const bool kept = rndv || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0;
     ucx_conn* c = nullptr;
-    if ((param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0)
+    std::uint64_t id = 0;
+    if (header_length == wire::header_size + 16)
+      std::memcpy(&id, static_cast<const std::byte*>(header) + wire::header_size + 8, 8);
+    if (id != 0) {
+      if (auto it = self->by_id_.find(id); it != self->by_id_.end()) c = it->second;
+    } else if ((param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0) {
       if (auto it = self->conns_.find(param->reply_ep); it != self->conns_.end()) c = it->second.get();
-    if (c == nullptr || c->closed || header_length != wire::header_size + 8) {
+    }
+    if (c == nullptr || c->closed || header_length != wire::header_size + 16) {
       // Not from a connection of ours, or malformed: dropped (a connection then fails its session).
       if (c != nullptr && !c->closed) {
         c->peer_gone = true;
@@ -272,6 +319,10 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   }
 
   void drive() {
+    for (auto& c : std::exchange(greeting_, {})) {
+      send_answer(*c, {});  // sequence 0, no frames: the source's connect completes
+      conns_[c->ep] = std::move(c);
+    }
     for (auto it = conns_.begin(); it != conns_.end();) {
       auto c = it->second;  // keeps it alive while handled
       if (!c->closed) {
@@ -282,10 +333,9 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
           process(*c);
         }
       }
-      if (c->closed && c->recv_req == nullptr && c->ep == nullptr) {
-        it = conns_.erase(it);
-      } else if (c->closed && c->ep == nullptr) {
-        dying_.push_back(c);
+      if (c->closed && c->ep == nullptr) {
+        if (c->id != 0) by_id_.erase(c->id);
+        if (c->recv_req != nullptr) dying_.push_back(c);
         it = conns_.erase(it);
       } else {
         ++it;
@@ -507,8 +557,11 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   bool send_answer(ucx_conn& c, std::string frames) {
     if (c.ep == nullptr) return false;
     auto* owned = new std::string(std::move(frames));
+    // Answers are small (80 bytes an ack) but a batch of acks can pass UCX's rendezvous threshold; the
+    // source takes answers only as whole eager messages, so they are sent eagerly whatever their size.
     ucp_request_param_t rp{};
-    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS;
+    rp.flags = UCP_AM_SEND_FLAG_EAGER;
     rp.cb.send = &impl::on_answer_sent;
     rp.user_data = owned;
     const std::uint64_t seq = c.answer_seq++;
@@ -576,6 +629,12 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       if (c->recv_req != nullptr) dying_.push_back(c);
     }
     conns_.clear();
+    for (auto& c : greeting_) {
+      for (auto& [seq, m] : c->inbox) release(m);
+      c->inbox.clear();
+    }
+    greeting_.clear();
+    by_id_.clear();
     const auto deadline = steady::now() + std::chrono::seconds(2);
     while ((!dying_.empty() || !close_reqs_.empty()) && steady::now() < deadline) {
       ucp_worker_progress(worker_);
@@ -608,6 +667,8 @@ ucx_receiver::ucx_receiver(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
 ucx_receiver::~ucx_receiver() { impl_->shutdown(); }
 
 std::uint16_t ucx_receiver::port() const noexcept { return impl_->port_; }
+
+std::string ucx_receiver::address() const { return impl_->address_; }
 
 void ucx_receiver::stop() {
   impl_->stopped_ = true;

@@ -14,7 +14,8 @@ constexpr const char* not_built =
 bool ucx_compiled_in() noexcept { return false; }
 
 namespace detail {
-result<std::unique_ptr<data_link>> open_ucx_link(const std::string&, std::uint16_t, std::chrono::milliseconds) {
+result<std::unique_ptr<data_link>> open_ucx_link(const std::string&, std::uint16_t, std::string_view,
+                                                 std::chrono::milliseconds) {
   return make_error(0, not_built);
 }
 }  // namespace detail
@@ -28,6 +29,7 @@ result<std::unique_ptr<ucx_receiver>> ucx_receiver::start(boost::asio::io_contex
 ucx_receiver::ucx_receiver(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
 ucx_receiver::~ucx_receiver() = default;
 std::uint16_t ucx_receiver::port() const noexcept { return 0; }
+std::string ucx_receiver::address() const { return {}; }
 receiver_counters ucx_receiver::counters() const { return {}; }
 void ucx_receiver::stop() {}
 

@@ -405,7 +405,7 @@ bool client::impl::cur_usable() {
 result<session_ptr> client::impl::open_session(const detail::lease& l, bool retry) {
   counters_.leases.fetch_add(1, std::memory_order_relaxed);
   if (retry) counters_.retry_leases.fetch_add(1, std::memory_order_relaxed);
-  auto conn = open_link(l.via, l.host, l.port, opt.connect_timeout);
+  auto conn = open_link(l.via, l.host, l.port, opt.connect_timeout, l.ucx_address);
   if (!conn)
     return fail(errc::connect_failed, "cannot connect to " + l.host + ":" + std::to_string(l.port) + " over " +
                                           std::string(to_string(l.via)) + ": " + conn.error().message);

@@ -70,6 +70,8 @@ result<lease> parse_lease(std::string_view body) {
     const auto via = parse_transport(j.value("transport", std::string("tcp")));
     if (!via) return fail(errc::bad_lease, "lease answer has unknown transport '" + j.value("transport", std::string()) + "'");
     l.via = *via;
+    if (l.via == transport::ucx && j.contains("ucx_address") && j["ucx_address"].is_string())
+      l.ucx_address = j["ucx_address"].get<std::string>();
     auto token = token_from_hex(j.at("token").get<std::string>());
     if (!token) return fail(errc::bad_lease, "lease answer has a bad token: " + token.error().message);
     l.token = *token;

@@ -29,6 +29,7 @@ struct lease {
   std::uint32_t expires_at = 0;
   lease_token token{};
   transport via = transport::tcp;  // how to connect to host:port
+  std::string ucx_address;         // with via ucx: the channel's UCP worker address (hex); empty: its listener
 };
 
 std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,

@@ -119,7 +119,9 @@ std::optional<channel_ref> channel_manager::acquire(std::uint64_t lease_id, cloc
     c.leased_at = now;
     c.lease_transport = std::string(to_string(*t));
     const std::uint16_t port = *t == transport::ucx ? c.info.ucx_port : c.info.port;
-    return channel_ref{*best_id, best->host, c.info.index, port, c.lease_transport, c.info.port};
+    return channel_ref{*best_id,         best->host,  c.info.index,
+                       port,             c.lease_transport, c.info.port,
+                       *t == transport::ucx ? c.info.ucx_address : std::string()};
   }
   return std::nullopt;
 }

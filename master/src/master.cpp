@@ -1,5 +1,6 @@
 #include <hio/common/clock.hpp>
 #include <hio/common/connection.hpp>
+#include <hio/common/hash.hpp>
 #include <hio/common/id_generator.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/receiver.hpp>
@@ -269,7 +270,10 @@ struct master::impl {
       const auto token = mint_token(opt.secret, channel_target(ch->worker, ch->index), *lease_id, first, count, expires);
       out = {{"kind", "channel"}, {"host", ch->host}, {"port", ch->port}, {"worker", ch->worker},
              {"channel", ch->index}, {"transport", ch->transport}, {"token", to_hex(token)}};
-      if (ch->transport == "ucx") ++ucx_leases;
+      if (ch->transport == "ucx") {
+        ++ucx_leases;
+        if (!ch->ucx_address.empty()) out["ucx_address"] = ch->ucx_address;
+      }
       ++channel_leases;
     } else {
       const auto token = mint_token(opt.secret, queue_target, *lease_id, first, count, expires);
@@ -317,6 +321,9 @@ struct master::impl {
           }
         }
         info.ucx_port = c.value("ucx_port", std::uint16_t{0});
+        info.ucx_address = c.value("ucx_address", std::string());
+        if (info.ucx_address.size() > 8192 || !from_hex(info.ucx_address))
+          return http::error_response(400, "\"ucx_address\" must be hex, at most 8192 digits");
         if (info.offers_ucx && info.ucx_port == 0)
           return http::error_response(400, "a channel offering \"ucx\" needs its \"ucx_port\"");
         if (info.index != channels.size()) return http::error_response(400, "channel indexes must be 0, 1, 2, ...");

@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import BIN, Cluster, check_exactly_once, random_files, wait_for  # noqa: E402
+from cluster import BIN, Cluster, check_exactly_once, http, random_files, wait_for  # noqa: E402
 from runner import run  # noqa: E402
 
 
@@ -70,13 +70,35 @@ def test_ucx_over_tcp_stores_every_tuple_once():
     exactly_once_over("tcp")
 
 
-def test_ucx_with_shared_memory_transports_stores_every_tuple_once():
-    # UCX 1.13 connects a listener's endpoints through its TCP connection manager: with UCX_TLS=posix,cma
-    # alone the connection is refused ("Destination is unreachable"), so tcp is listed too (see
-    # docs/protocol.md, "Transports", for which lanes carry the data then).
+def test_ucx_over_shared_memory_alone_stores_every_tuple_once():
+    # No TCP in UCX_TLS: sources can only reach the channels by the UCP worker address their lease carries
+    # (UCX's listener connects through TCP), and the bytes move through shared memory (posix) and
+    # cross-memory attach (cma).
+    if not UCX:
+        return
+    exactly_once_over("posix,cma")
+
+
+def test_ucx_with_shared_memory_and_tcp_stores_every_tuple_once():
     if not UCX:
         return
     exactly_once_over("posix,cma,tcp")
+
+
+def test_a_ucx_lease_carries_the_channels_worker_address():
+    if not UCX:
+        return
+    with_ucx_tls("tcp")
+    c = Cluster(workers=1, channels=1, processor="checksum", worker_args=["--transport", "both"])
+    try:
+        status, body = http("POST", c.master_url + "/v1/streams", {"source": "probe", "count": 1, "transport": "ucx"})
+        assert status == 200, body
+        lease = json.loads(body)
+        assert lease["transport"] == "ucx" and len(bytes.fromhex(lease["ucx_address"])) > 8, lease
+        status, body = http("POST", c.master_url + "/v1/streams", {"source": "probe", "count": 1, "transport": "tcp"})
+        assert status == 200 and "ucx_address" not in json.loads(body), body
+    finally:
+        c.close()
 
 
 def test_a_worker_killed_mid_ucx_stream_loses_nothing():

@@ -66,10 +66,17 @@ result<void> channel::open_receiver(std::uint16_t port, std::uint16_t ucx_port) 
     }
     ucx_receiver_ = std::move(*u);
     ucx_port_.store(ucx_receiver_->port());
+    std::lock_guard lock(address_mutex_);
+    ucx_address_ = ucx_receiver_->address();
   }
   receiver_ = std::move(*r);
   port_.store(receiver_->port());
   return {};
+}
+
+std::string channel::ucx_address() const {
+  std::lock_guard lock(address_mutex_);
+  return ucx_address_;
 }
 
 channel_status channel::status() const noexcept {

@@ -165,6 +165,7 @@ void controller::heartbeat_loop() {
   http::client master(options_.master_url, options_.secret,
                       std::max<std::chrono::milliseconds>(std::chrono::seconds(2), interval * 2));
   std::vector<std::uint16_t> registered_ports;
+  std::vector<std::string> registered_addresses;
   bool failing = false;  // log a failure once, and the recovery
   const auto report = [&](bool success, const std::string& what) {
     if (!success && !failing) spdlog::warn("master {}: {}; retrying", options_.master_url, what);
@@ -177,12 +178,14 @@ void controller::heartbeat_loop() {
       if (threads_stopping_) return;
     }
     std::vector<std::uint16_t> ports;
+    std::vector<std::string> addresses;
     for (const auto& ch : channels_) {
       ports.push_back(ch->port());
       ports.push_back(ch->ucx_port());
+      addresses.push_back(ch->ucx_address());
     }
-    if (registered_.load() && ports != registered_ports) {
-      spdlog::info("a channel's port changed; registering again");
+    if (registered_.load() && (ports != registered_ports || addresses != registered_addresses)) {
+      spdlog::info("a channel's port or UCX address changed; registering again");
       registered_.store(false);
     }
     if (!registered_.load()) {
@@ -191,6 +194,7 @@ void controller::heartbeat_loop() {
         detail::channel_description d{ch->index(), ch->port(), ch->core(), ch->processor_name(), ch->device()};
         if (ch->ucx_port() != 0) {
           d.ucx_port = ch->ucx_port();
+          d.ucx_address = ch->ucx_address();
           d.transport = "ucx";
           d.transports = options_.transport == "ucx" ? std::vector<std::string>{"ucx"}
                                                      : std::vector<std::string>{"tcp", "ucx"};
@@ -203,6 +207,7 @@ void controller::heartbeat_loop() {
       if (ok(r)) {
         registered_.store(true);
         registered_ports = ports;
+        registered_addresses = addresses;
         spdlog::info("registered with master {} as {} ({} channels)", options_.master_url, options_.worker_id,
                      channels_.size());
       }

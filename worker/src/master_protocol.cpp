@@ -16,6 +16,7 @@ std::string register_body(const std::string& worker_id, const std::string& insta
                             {"transport", c.transport},
                             {"transports", c.transports}};
     if (c.ucx_port != 0) entry["ucx_port"] = c.ucx_port;
+    if (!c.ucx_address.empty()) entry["ucx_address"] = c.ucx_address;
     list.push_back(std::move(entry));
   }
   return nlohmann::json{{"id", worker_id}, {"instance", instance}, {"host", host}, {"channels", std::move(list)}}

@@ -19,6 +19,7 @@ struct channel_description {
   std::string transport = "tcp";        // the preferred one of `transports`
   std::vector<std::string> transports = {"tcp"};  // what sources may use: "tcp", "ucx"
   std::uint16_t ucx_port = 0;           // the UCX listener (0: none)
+  std::string ucx_address;              // the UCX receiver's worker address, hex (empty: none)
 };
 
 // POST /v1/workers

@@ -55,9 +55,11 @@ class data_link {
   virtual transport kind() const noexcept = 0;
 };
 
-// Connects to a receiver on `host:port` with transport `t`. Error (code 0) when the peer cannot be
-// reached, or when `t` is ucx in a build without UCX (the message says so).
+// Connects to a receiver on `host:port` with transport `t`; over UCX to the receiver's UCP worker address
+// instead when the lease gives one (`ucx_address`, hex), which lets UCX use shared memory on one host.
+// Error (code 0) when the peer cannot be reached, or when `t` is ucx in a build without UCX (the message
+// says so).
 result<std::unique_ptr<data_link>> open_link(transport t, const std::string& host, std::uint16_t port,
-                                             std::chrono::milliseconds timeout);
+                                             std::chrono::milliseconds timeout, std::string_view ucx_address = {});
 
 }  // namespace hio

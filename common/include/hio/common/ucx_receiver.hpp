@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace hio {
 
@@ -27,6 +28,8 @@ class ucx_receiver {
                                                      tuple_handler& handler);
   ~ucx_receiver();
   std::uint16_t port() const noexcept;
+  // The receiver's UCP worker address as hex: sources that have it connect by address (see open_link).
+  std::string address() const;
   receiver_counters counters() const;
   // Stops listening and closes every endpoint (sessions end unclean). Must be followed by running the
   // io_context or destroying the receiver; the destructor releases UCX resources.

@@ -36,6 +36,7 @@ struct channel_info {
   bool offers_tcp = true;   // sources may stream over TCP on `port` (the queue dispatcher always does)
   bool offers_ucx = false;  // sources may stream over UCX on `ucx_port`
   std::uint16_t ucx_port = 0;
+  std::string ucx_address;  // the UCX receiver's worker address (hex); sources connect by it when given
 };
 
 struct channel_report {  // one channel's line of a heartbeat
@@ -69,6 +70,7 @@ struct channel_ref {
   std::uint16_t port = 0;       // where to connect with `transport`
   std::string transport;        // "tcp" or "ucx"
   std::uint16_t tcp_port = 0;   // the channel's TCP port (the queue dispatcher's)
+  std::string ucx_address;      // with transport "ucx": the channel's UCP worker address (hex), may be empty
 };
 
 struct totals {  // processed/failed/bytes summed over every worker ever registered

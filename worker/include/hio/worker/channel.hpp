@@ -140,6 +140,8 @@ class channel {
   std::uint16_t port() const noexcept { return port_.load(); }
   // The UCX listener's port; 0 when the channel does not offer UCX.
   std::uint16_t ucx_port() const noexcept { return ucx_port_.load(); }
+  // The UCX receiver's worker address (hex; changes when the receiver restarts); empty without UCX.
+  std::string ucx_address() const;
   std::string processor_name() const { return handler_->processing().name(); }
   std::string device() const { return handler_->processing().device(); }
   channel_status status() const noexcept;
@@ -162,6 +164,8 @@ class channel {
   const topology* topo_;
   std::atomic<std::uint16_t> port_{0};
   std::atomic<std::uint16_t> ucx_port_{0};
+  mutable std::mutex address_mutex_;  // guards ucx_address_
+  std::string ucx_address_;
   std::atomic<bool> stopping_{false};
 
   std::mutex mutex_;  // guards io_, guard_ and receiver_ while they are replaced or stopped
