@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """hio over UCX against ucx_perftest, and hio over TCP against iperf3, at 6 MB, in one run.
 
-For each UCX_TLS setting (default: "tcp" and "posix,cma,tcp"):
+For each UCX_TLS setting (default: "tcp" and "posix,cma"):
   1. ucx_perftest -t tag_bw -s 6291456 on loopback (UCX's own ceiling for that transport),
   2. `hio bench --transport ucx --size 6291456` end to end (noop channels: acknowledged, stored).
 Then iperf3 (single stream) and `hio bench --transport tcp` the same way. Prints a table and writes
 ucx_results.json beside this script.
 
-Usage: experiments/throughput/ucx.py [--bin build/bin] [--count 300] [--tls tcp --tls posix,cma,tcp]
+Usage: experiments/throughput/ucx.py [--bin build/bin] [--count 300] [--tls tcp --tls posix,cma]
 """
 import argparse
 import json
@@ -55,7 +55,7 @@ def main():
 
     size = 6 << 20
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "size": size, "count": args.count, "ucx": {}}
-    for tls in args.tls or ["tcp", "posix,cma,tcp"]:
+    for tls in args.tls or ["tcp", "posix,cma"]:
         os.environ["UCX_TLS"] = tls
         row = {"ucx_perftest_bytes_per_s": perftest(tls, size, args.count)}
         c = cluster.Cluster(workers=1, channels=2, processor="noop", worker_args=["--transport", "both"])
