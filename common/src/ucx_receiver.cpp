@@ -2,8 +2,8 @@
 // UCX's wakeup descriptor is awaited there, then the worker is progressed and each connection's frames
 // are handled in order, outside UCX's callbacks (which only queue what arrived, and create endpoints).
 // Sources connect through the listener (host:port) or by the worker's address from their lease; the
-// latter start with a HELLO carrying their own address, to which the receiver opens its answering
-// endpoint, and name their connection in every message.
+// latter start with a HELLO, are answered on UCX's reply endpoint, and name their connection in every
+// message.
 #include <hio/common/ucx_receiver.hpp>
 
 #include "ucx_common.hpp"
