@@ -33,6 +33,6 @@ if [ "$sanitize" -eq 1 ]; then
   ninja -C build-asan -j "$jobs" $(ninja -C build-asan -t targets all | grep -o '^hio-[a-z]*-tests' | sort -u)
   # The Python connector test loads the library into /usr/bin/python3, which ASan cannot instrument;
   # it runs in the normal build above.
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/scripts/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -L unit -E "Python package" -j 1 --timeout 600
 fi
