@@ -20,6 +20,7 @@ Writes (adds to) results-<label>.json, and with --profile profile-<label>/, besi
 """
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import signal
@@ -204,15 +205,12 @@ def measure_profile(args, cluster, tmp, label):
 
 
 def iperf3(seconds):
-    port = "5299"
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", port], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    try:
-        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", port, "-t", str(seconds), "-J"], check=True,
-                             capture_output=True, text=True).stdout
-    finally:
-        server.wait(timeout=10)
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8
+    """Single-stream loopback iperf3, bytes/s: the throughput experiment's own measurement."""
+    spec = importlib.util.spec_from_file_location(
+        "throughput_run", os.path.join(HERE, "..", "throughput", "run.py"))
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    return throughput.iperf3(seconds)
 
 
 def measure_rates(args, cluster):
