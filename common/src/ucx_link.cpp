@@ -33,10 +33,16 @@ using steady = std::chrono::steady_clock;
 // up to ~1 MB (100 KB: 12.6k/s against 4.7k/s), so HIO_UCX_RNDV_THRESH (bytes) overrides it.
 std::size_t rndv_threshold() {
   static const std::size_t value = [] {
+    constexpr std::size_t fallback = std::size_t{64} << 10;
     const char* v = std::getenv("HIO_UCX_RNDV_THRESH");
+    if (v == nullptr) return fallback;
     char* end = nullptr;
-    const unsigned long long n = v != nullptr ? std::strtoull(v, &end, 10) : 0;
-    return v != nullptr && end != v && *end == '\0' ? static_cast<std::size_t>(n) : std::size_t{64} << 10;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (end == v || *end != '\0') {
+      spdlog::warn("HIO_UCX_RNDV_THRESH='{}' is not a number of bytes; using {}", v, fallback);
+      return fallback;
+    }
+    return static_cast<std::size_t>(n);
   }();
   return value;
 }

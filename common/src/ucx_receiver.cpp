@@ -114,6 +114,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   std::map<ucp_ep_h, std::shared_ptr<ucx_conn>> conns_;
   std::map<std::uint64_t, ucx_conn*> by_id_;  // connections made by address, by their id
   std::vector<std::shared_ptr<ucx_conn>> greeting_;  // made by address, not yet answered
+  std::uint64_t strays_ = 0;  // messages for no known connection since the last tick
   std::vector<std::shared_ptr<ucx_conn>> dying_;  // closed with a receive still in flight
   std::vector<void*> close_reqs_;
 
@@ -215,9 +216,13 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     auto* self = static_cast<impl*>(arg);
     std::uint64_t id = 0;
     if (header_length == 8) std::memcpy(&id, header, 8);
-    if (self->stopped_ || id == 0 || (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) == 0 ||
-        self->by_id_.contains(id) || self->conns_.contains(param->reply_ep))
-      return UCS_OK;  // the source gets no answer and gives up
+    if (self->stopped_) return UCS_OK;  // the source gets no answer and gives up
+    if (id == 0 || (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) == 0 || self->by_id_.contains(id) ||
+        self->conns_.contains(param->reply_ep)) {
+      spdlog::info("receiver {}: refused a UCX HELLO (connection id {}): malformed, without a reply endpoint, or "
+                   "a connection that exists already", self->options_.target, to_hex16(id));
+      return UCS_OK;
+    }
     auto c = std::make_shared<ucx_conn>();
     c->id = id;
     c->ep = param->reply_ep;
@@ -247,6 +252,8 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       if (c != nullptr && !c->closed) {
         c->peer_gone = true;
         c->gone_reason = "a malformed message";
+      } else if (c == nullptr) {
+        ++self->strays_;  // logged by tick()
       }
       return UCS_OK;
     }
@@ -298,6 +305,11 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     timer_.expires_after(std::chrono::milliseconds(200));
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec || self->stopped_) return;
+      if (self->strays_ != 0) {
+        spdlog::info("receiver {}: dropped {} UCX messages naming no connection of this channel", self->options_.target,
+                     self->strays_);
+        self->strays_ = 0;
+      }
       const auto now = steady::now();
       for (auto& [ep, c] : self->conns_) {
         if (c->closed || c->peer_gone || now < c->deadline) continue;
