@@ -117,6 +117,14 @@ std::optional<wire::frame_header> send_raw(std::uint16_t port, const wire::frame
   return *d;
 }
 
+// Sends END and checks that the receiver answers with END.
+void end_session(connection& c) {
+  REQUIRE(c.send_end().has_value());
+  auto end = c.receive(5s);
+  REQUIRE(end.has_value());
+  CHECK(end->header.type == wire::frame_type::end);
+}
+
 }  // namespace
 
 TEST_CASE("pipelined tuples of random sizes are all acknowledged in order and arrive intact") {
@@ -141,10 +149,7 @@ TEST_CASE("pipelined tuples of random sizes are all acknowledged in order and ar
     REQUIRE(c.send(data_header(lease, id, payload), R"({"source":"t"})", payload).has_value());
   }
   reader.join();
-  REQUIRE(c.send_end().has_value());
-  auto end = c.receive(5s);
-  REQUIRE(end.has_value());
-  CHECK(end->header.type == wire::frame_type::end);
+  end_session(c);
   CHECK(f.handler.durable == sent);
   CHECK(f.handler.flushes <= 50);  // batched when frames queue up; how much depends on timing
 }
@@ -185,10 +190,7 @@ TEST_CASE("one gathered batch of small and large frames arrives intact and is an
   });
   REQUIRE(c.send_batch(frames).has_value());
   reader.join();
-  REQUIRE(c.send_end().has_value());
-  auto end = c.receive(5s);
-  REQUIRE(end.has_value());
-  CHECK(end->header.type == wire::frame_type::end);
+  end_session(c);
   CHECK(f.handler.durable == sent);
   CHECK(f.handler.metadata_sums == sent_meta);
   CHECK(f.handler.flushes < n);  // 1 KB frames that arrive together are made durable together
