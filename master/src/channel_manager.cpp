@@ -1,5 +1,7 @@
 #include <hio/master/channel_manager.hpp>
 
+#include <algorithm>
+
 namespace hio::master {
 
 std::string_view to_string(channel_state s) noexcept {
@@ -32,6 +34,20 @@ void channel_manager::register_worker(const std::string& id, const std::string& 
   }
 }
 
+namespace {
+// An unconfirmed lease below the channel's highest accepted or refused one that the channel does not list
+// as active has come and gone, or was refused; unless it is this young (its source may connect after a
+// later lease's source did).
+constexpr auto unconfirmed_grace = std::chrono::seconds(1);
+}  // namespace
+
+channel_state channel_manager::state_of(const channel& c) {
+  if (c.leases.empty()) return channel_state::free;
+  for (const auto& [id, l] : c.leases)
+    if (l.confirmed) return channel_state::busy;
+  return channel_state::leased;
+}
+
 bool channel_manager::heartbeat(const std::string& id, bool draining, const std::vector<channel_report>& reports,
                                 clock_type::time_point now) {
   auto it = workers_.find(id);
@@ -44,13 +60,19 @@ bool channel_manager::heartbeat(const std::string& id, bool draining, const std:
     auto& c = w.channels[r.index];
     if (r.lease_id < c.report.lease_id) continue;  // stale
     c.report = r;
-    if (r.busy) {
-      c.state = channel_state::busy;
-    } else if (c.state == channel_state::busy) {
-      c.state = channel_state::free;  // the session is over (its "free" message may have been lost)
-    } else if (c.state == channel_state::leased &&
-               (r.lease_id >= c.lease_id || r.refused_lease_id >= c.lease_id)) {
-      c.state = channel_state::free;  // the lease's session came and went, or the channel refused it
+    std::vector<std::uint64_t> active = r.active;
+    if (r.busy && active.empty()) active.push_back(r.lease_id);  // a worker that reports no lease list
+    std::sort(active.begin(), active.end());
+    // Sessions the master did not hand out (begun before it restarted) hold credits too.
+    for (const auto lease : active) c.leases.try_emplace(lease, held_lease{now, true});
+    const std::uint64_t seen = std::max(r.lease_id, r.refused_lease_id);
+    for (auto l = c.leases.begin(); l != c.leases.end();) {
+      const bool is_active = std::binary_search(active.begin(), active.end(), l->first);
+      bool ended = false;
+      if (is_active) l->second.confirmed = true;
+      else if (l->second.confirmed) ended = true;  // its session is over (its "free" message may be lost)
+      else ended = l->first <= seen && now - l->second.leased_at >= unconfirmed_grace;
+      l = ended ? c.leases.erase(l) : std::next(l);
     }
   }
   return true;
@@ -59,19 +81,7 @@ bool channel_manager::heartbeat(const std::string& id, bool draining, const std:
 void channel_manager::release(const std::string& worker_id, std::uint32_t channel, std::uint64_t lease_id) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || channel >= it->second.channels.size()) return;
-  auto& c = it->second.channels[channel];
-  if (lease_id >= c.lease_id) {
-    c.state = channel_state::free;
-    c.lease_id = lease_id;
-  } else if (c.state == channel_state::busy && lease_id >= c.report.lease_id) {
-    c.state = channel_state::free;  // the session the master learnt of from its worker is over
-  }
-}
-
-void channel_manager::mark_busy(const std::string& worker_id, std::uint32_t channel) {
-  auto it = workers_.find(worker_id);
-  if (it != workers_.end() && channel < it->second.channels.size())
-    it->second.channels[channel].state = channel_state::busy;
+  it->second.channels[channel].leases.erase(lease_id);
 }
 
 void channel_manager::set_draining(const std::string& worker_id) {
@@ -97,33 +107,41 @@ void channel_manager::retire(const worker& w) {
 
 std::optional<channel_ref> channel_manager::acquire(std::uint64_t lease_id, clock_type::time_point now,
                                                    std::optional<transport_request> want) {
-  worker* best = nullptr;
+  const bool for_dispatch = !want.has_value();
+  worker* best_worker = nullptr;
   const std::string* best_id = nullptr;
-  std::size_t best_free = 0;
+  std::size_t best_room = 0;
   for (auto& [id, w] : workers_) {
     std::size_t n = 0;
-    for (const auto& c : w.channels) n += is_free(w, c) && usable(c, want).has_value();
-    if (n > best_free) {
-      best = &w;
+    for (const auto& c : w.channels)
+      if (usable(c, want)) n += room(w, c, for_dispatch);
+    if (n > best_room) {
+      best_worker = &w;
       best_id = &id;
-      best_free = n;
+      best_room = n;
+    }
+  }
+  if (!best_worker) return std::nullopt;
+  channel* best = nullptr;
+  std::size_t best_r = 0;
+  for (auto& c : best_worker->channels) {
+    const std::size_t r = usable(c, want) ? room(*best_worker, c, for_dispatch) : 0;
+    if (r == 0) continue;
+    if (!best || r > best_r || (r == best_r && c.leased_at < best->leased_at)) {
+      best = &c;
+      best_r = r;
     }
   }
   if (!best) return std::nullopt;
-  for (auto& c : best->channels) {
-    if (!is_free(*best, c)) continue;
-    const auto t = usable(c, want);
-    if (!t) continue;
-    c.state = channel_state::leased;
-    c.lease_id = lease_id;
-    c.leased_at = now;
-    c.lease_transport = std::string(to_string(*t));
-    const std::uint16_t port = *t == transport::ucx ? c.info.ucx_port : c.info.port;
-    return channel_ref{*best_id,         best->host,  c.info.index,
-                       port,             c.lease_transport, c.info.port,
-                       *t == transport::ucx ? c.info.ucx_address : std::string()};
-  }
-  return std::nullopt;
+  const auto t = *usable(*best, want);
+  best->leases[lease_id] = held_lease{now, false};
+  best->lease_id = lease_id;
+  best->leased_at = now;
+  best->lease_transport = std::string(to_string(t));
+  const std::uint16_t port = t == transport::ucx ? best->info.ucx_port : best->info.port;
+  return channel_ref{*best_id,         best_worker->host,      best->info.index,
+                     port,             best->lease_transport,  best->info.port,
+                     t == transport::ucx ? best->info.ucx_address : std::string()};
 }
 
 bool channel_manager::offers(transport t) const {
@@ -143,7 +161,9 @@ std::vector<std::string> channel_manager::expire(clock_type::time_point now) {
       continue;
     }
     for (auto& c : it->second.channels)
-      if (c.state == channel_state::leased && now - c.leased_at > options_.lease_timeout) c.state = channel_state::free;
+      std::erase_if(c.leases, [&](const auto& l) {
+        return !l.second.confirmed && now - l.second.leased_at > options_.lease_timeout;
+      });
     ++it;
   }
   return removed;
@@ -153,6 +173,13 @@ std::size_t channel_manager::free_channels() const {
   std::size_t n = 0;
   for (const auto& [id, w] : workers_)
     for (const auto& c : w.channels) n += is_free(w, c);
+  return n;
+}
+
+std::size_t channel_manager::credits(bool for_dispatch) const {
+  std::size_t n = 0;
+  for (const auto& [id, w] : workers_)
+    for (const auto& c : w.channels) n += room(w, c, for_dispatch);
   return n;
 }
 
@@ -166,7 +193,9 @@ std::vector<worker_view> channel_manager::workers() const {
   std::vector<worker_view> out;
   for (const auto& [id, w] : workers_) {
     worker_view v{id, w.host, w.draining, {}};
-    for (const auto& c : w.channels) v.channels.push_back({c.info, c.state, c.lease_id, c.report, c.lease_transport});
+    for (const auto& c : w.channels)
+      v.channels.push_back(
+          {c.info, state_of(c), c.lease_id, c.leases.size(), room(w, c, false), c.report, c.lease_transport});
     out.push_back(std::move(v));
   }
   return out;

@@ -32,6 +32,10 @@ namespace {
 
 // Accepts sessions on the queue's data port and makes their tuples durable in the overflow queue.
 // Many sessions interleave on the queue's single io thread, so everything pending is kept per lease.
+//
+// It also keeps each source's order: it knows which source every queue lease went to and the arrival
+// number of each source's newest queued tuple, so the master can tell whether a source still has tuples
+// waiting (then its new tuples queue behind them) without holding back any other source.
 class queue_handler : public tuple_handler {
  public:
   explicit queue_handler(overflow_queue& q) : queue_(q) {}
@@ -44,9 +48,14 @@ class queue_handler : public tuple_handler {
     return {};
   }
   result<void> on_tuple(const lease_token& lease, const received_tuple& t) override {
-    if (auto r = queue_.append(t.tuple_id, t.xxh3, t.metadata, t.payload); !r)
-      return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
+    auto seq = queue_.append(t.tuple_id, t.xxh3, t.metadata, t.payload);
+    if (!seq) return make_error(static_cast<int>(wire::error_code::internal), seq.error().message);
     pending_[lease.lease_id].push_back(t.tuple_id);
+    std::lock_guard lock(mutex_);
+    if (auto it = lease_source_.find(lease.lease_id); it != lease_source_.end()) {
+      auto& last = newest_[it->second.source];
+      last = std::max(last, *seq);
+    }
     return {};
   }
   result<std::vector<ack>> flush(const lease_token& lease) override {
@@ -61,18 +70,47 @@ class queue_handler : public tuple_handler {
   }
   void end_session(const lease_token& lease, bool) override { pending_.erase(lease.lease_id); }
 
+  // A queue lease was handed to `source` (from the REST threads).
+  void expect(std::uint64_t lease_id, const std::string& source, std::uint32_t expires_at) {
+    std::lock_guard lock(mutex_);
+    const auto now = unix_seconds();
+    std::erase_if(lease_source_, [&](const auto& kv) { return kv.second.expires_at + 5 < now; });
+    if (lease_source_.size() >= max_tracked) lease_source_.erase(lease_source_.begin());  // oldest lease
+    lease_source_[lease_id] = {source, expires_at};
+  }
+  // Whether tuples of `source` still wait in the queue (in flight to a channel counts).
+  bool holds(const std::string& source) {
+    const auto oldest = queue_.oldest_sequence();
+    std::lock_guard lock(mutex_);
+    std::erase_if(newest_, [&](const auto& kv) { return kv.second < oldest; });
+    const auto it = newest_.find(source);
+    return it != newest_.end();
+  }
+
   std::function<void()> on_queued;
 
  private:
+  // Leases are pruned when they expire; this bounds the map against a flood of lease requests.
+  static constexpr std::size_t max_tracked = 1 << 16;
+  struct queue_lease {
+    std::string source;
+    std::uint32_t expires_at = 0;
+  };
   overflow_queue& queue_;
   std::map<std::uint64_t, std::vector<std::uint64_t>> pending_;  // lease id -> appended, not yet acked
   std::map<std::uint64_t, std::uint32_t> used_;  // lease id -> expiry
+  std::mutex mutex_;  // guards the two maps below (REST threads and the queue's io thread)
+  std::map<std::uint64_t, queue_lease> lease_source_;
+  std::map<std::string, std::uint64_t> newest_;  // source -> arrival number of its newest queued tuple
 };
 
 struct rate_sample {
   clock_type::time_point at;
   std::uint64_t processed, bytes;
 };
+
+// The most sessions a worker may say one channel serves at once.
+constexpr std::uint64_t max_channel_sessions = 256;
 
 json transports_of(const channel_info& c) {
   json t = json::array();
@@ -242,16 +280,24 @@ struct master::impl {
                                          "\"tcp\" or \"auto\"");
     }
 
+    // Whose order to keep: the sending client's instance ("client"), else its name ("source").
+    std::string source;
+    for (const char* key : {"client", "source"}) {
+      if (!body.contains(key)) continue;
+      if (!body[key].is_string() || body[key].get_ref<const std::string&>().size() > 256)
+        return http::error_response(400, std::string("\"") + key + "\" must be a string of at most 256 bytes");
+      if (source.empty()) source = body[key].get<std::string>();
+    }
+
     auto lease_id = lease_ids->next();
     if (!lease_id) return http::error_response(500, lease_id.error().message);
     const auto now = clock_type::now();
     std::optional<channel_ref> ch;
-    {
+    // Order per source: a source whose earlier tuples wait in the queue queues behind them. Other sources
+    // go straight to a channel with room.
+    if (!qhandler->holds(source)) {
       std::lock_guard lock(mutex);
-      // FIFO: while tuples wait in the queue, new tuples queue behind them. Tuples already on their way to a
-      // channel do not hold new ones back: under a steady load the queue would otherwise never empty, and
-      // every tuple would take the extra hop through the master.
-      if (!queue->has_available()) ch = cm.acquire(*lease_id, now, *want);
+      ch = cm.acquire(*lease_id, now, *want);
     }
     if (!ch && queue->full()) {
       ++refusals;
@@ -277,6 +323,7 @@ struct master::impl {
       ++channel_leases;
     } else {
       const auto token = mint_token(opt.secret, queue_target, *lease_id, first, count, expires);
+      qhandler->expect(*lease_id, source, expires);
       out = {{"kind", "queue"}, {"host", data_host()}, {"port", queue_rx->port()}, {"transport", "tcp"},
              {"token", to_hex(token)}};
       ++queue_leases;
@@ -320,6 +367,10 @@ struct master::impl {
             info.offers_ucx = info.offers_ucx || t == "ucx";
           }
         }
+        const auto sessions = c.value("sessions", std::uint64_t{1});
+        if (sessions == 0 || sessions > max_channel_sessions)
+          return http::error_response(400, "\"sessions\" must be 1.." + std::to_string(max_channel_sessions));
+        info.sessions = static_cast<std::uint32_t>(sessions);
         info.ucx_port = c.value("ucx_port", std::uint16_t{0});
         info.ucx_address = c.value("ucx_address", std::string());
         if (info.ucx_address.size() > 8192 || !from_hex(info.ucx_address))
@@ -363,6 +414,14 @@ struct master::impl {
         channel_report rep;
         rep.index = c.at("index").get<std::uint32_t>();
         rep.busy = c.value("state", "idle") == "busy";
+        rep.saturated = c.value("saturated", false);
+        if (c.contains("active")) {
+          const auto& a = c["active"];
+          if (!a.is_array() || a.size() > max_channel_sessions * 4)
+            return http::error_response(400, "\"active\" must be an array of at most " +
+                                                 std::to_string(max_channel_sessions * 4) + " lease ids");
+          for (const auto& l : a) rep.active.push_back(l.get<std::uint64_t>());
+        }
         rep.lease_id = c.value("lease_id", std::uint64_t{0});
         rep.refused_lease_id = c.value("refused_lease_id", std::uint64_t{0});
         rep.processed = c.value("processed", std::uint64_t{0});
@@ -401,7 +460,7 @@ struct master::impl {
   json status() {
     std::lock_guard lock(mutex);
     json ws = json::array();
-    std::size_t busy = 0;
+    std::size_t busy = 0, credits = 0;
     for (const auto& w : cm.workers()) {
       json chans = json::array();
       std::size_t wfree = 0;
@@ -409,11 +468,14 @@ struct master::impl {
         const bool is_free = !w.draining && c.state == channel_state::free;
         wfree += is_free;
         busy += c.state != channel_state::free;
+        credits += c.credits;
         chans.push_back({{"index", c.info.index}, {"port", c.info.port}, {"core", c.info.core},
                          {"processor", c.info.processor}, {"device", c.info.device},
                          {"transport", c.info.transport}, {"transports", transports_of(c.info)},
                          {"ucx_port", c.info.ucx_port}, {"lease_transport", c.lease_transport},
                          {"state", to_string(c.state)}, {"lease_id", c.lease_id},
+                         {"sessions", c.sessions}, {"max_sessions", c.info.sessions}, {"credits", c.credits},
+                         {"saturated", c.last_report.saturated},
                          {"processed", c.last_report.processed}, {"failed", c.last_report.failed},
                          {"bytes", c.last_report.bytes}, {"restarts", c.last_report.restarts},
                          {"processor_restarts", c.last_report.processor_restarts}});
@@ -437,7 +499,7 @@ struct master::impl {
         {"version", "0.1.0"},
         {"uptime_s", std::chrono::duration<double>(clock_type::now() - started).count()},
         {"workers", std::move(ws)},
-        {"channels", {{"total", cm.total_channels()}, {"free", cm.free_channels()}, {"busy", busy}}},
+        {"channels", {{"total", cm.total_channels()}, {"free", cm.free_channels()}, {"busy", busy}, {"credits", credits}}},
         {"queue",
          {{"length", q.length}, {"bytes", q.bytes}, {"memory_bytes", q.memory_bytes}, {"in_flight", q.in_flight},
           {"enqueued_total", q.enqueued_total}, {"dispatched_total", q.completed_total},
@@ -558,7 +620,9 @@ struct master::impl {
     };
     line("hio_workers", "gauge", "Registered workers.", s["workers"].size());
     line("hio_channels", "gauge", "Channels of all workers.", s["channels"]["total"]);
-    line("hio_channels_free", "gauge", "Channels free for a lease.", s["channels"]["free"]);
+    line("hio_channels_free", "gauge", "Channels without any session.", s["channels"]["free"]);
+    line("hio_channel_credits", "gauge", "Sessions sources may still be given, over all channels.",
+         s["channels"]["credits"]);
     line("hio_queue_length", "gauge", "Tuples in the overflow queue.", s["queue"]["length"]);
     line("hio_queue_bytes", "gauge", "Payload bytes in the overflow queue.", s["queue"]["bytes"]);
     line("hio_queue_memory_bytes", "gauge", "Queued payload bytes cached in memory.", s["queue"]["memory_bytes"]);
@@ -584,13 +648,14 @@ struct master::impl {
       std::size_t share = 1;
       {
         std::unique_lock lock(mutex);
-        dispatch_cv.wait_for(lock, 200ms, [&] { return stopping || (queue->has_available() && cm.free_channels() > 0); });
+        dispatch_cv.wait_for(lock, 200ms, [&] { return stopping || (queue->has_available() && cm.credits(true) > 0); });
         if (stopping) return;
-        if (!queue->has_available() || cm.free_channels() == 0) continue;
+        if (!queue->has_available() || cm.credits(true) == 0) continue;
         auto id = lease_ids->next();
         if (!id) continue;
         lease_id = *id;
-        share = dispatch_share(queue->stats(), cm.free_channels(), opt.dispatch_batch_tuples);
+        share = dispatch_share(queue->stats(), std::min(cm.credits(true), opt.dispatch_threads),
+                               opt.dispatch_batch_tuples);
         ch = cm.acquire(lease_id, clock_type::now());
       }
       if (!ch) continue;
@@ -601,6 +666,11 @@ struct master::impl {
         continue;
       }
       dispatch(*ch, lease_id, std::move(batch));
+      {
+        std::lock_guard lock(mutex);
+        cm.release(ch->worker, ch->index, lease_id);
+      }
+      dispatch_cv.notify_all();
     }
   }
 
@@ -644,10 +714,6 @@ struct master::impl {
         } else if (a->header.type == wire::frame_type::error) {
           const auto code = static_cast<wire::error_code>(a->header.flags);
           failure = std::string(wire::to_string(code)) + ": " + a->text;
-          if (code == wire::error_code::busy) {
-            std::lock_guard lock(mutex);
-            cm.mark_busy(ch.worker, ch.index);
-          }
           break;
         } else {
           break;

@@ -4,9 +4,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <initializer_list>
+#include <limits>
 #include <cerrno>
 #include <cstring>
 #include <cstdlib>
@@ -64,6 +68,30 @@ bool write_all(int fd, const void* data, std::size_t n) {
     }
     p += w;
     n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// Writes the pieces in order with as few writev calls as the kernel takes (one, normally).
+bool write_all(int fd, std::initializer_list<std::span<const std::byte>> pieces) {
+  std::array<iovec, 4> iov{};
+  std::size_t n = 0;
+  for (const auto& p : pieces)
+    if (!p.empty()) iov[n++] = {const_cast<std::byte*>(p.data()), p.size()};
+  std::size_t first = 0;
+  while (first < n) {
+    const ssize_t w = ::writev(fd, iov.data() + first, static_cast<int>(n - first));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    for (auto left = static_cast<std::size_t>(w); left > 0 && first < n;) {
+      const std::size_t used = std::min(left, iov[first].iov_len);
+      iov[first].iov_base = static_cast<std::byte*>(iov[first].iov_base) + used;
+      iov[first].iov_len -= used;
+      left -= used;
+      if (iov[first].iov_len == 0) ++first;
+    }
   }
   return true;
 }
@@ -149,6 +177,7 @@ result<void> overflow_queue::replay() {
       } else if (!segment_of_.count(h->tuple_id)) {
         entry e{h->tuple_id, h->xxh3, n, payload_at, h->payload_len, std::string(h->meta_len, '\0'), nullptr};
         read_at(fd, e.metadata.data(), h->meta_len, off + record_header);
+        e.seq = next_seq_++;
         segment_of_[h->tuple_id] = n;
         ++live;
         stats_.bytes += h->payload_len;
@@ -201,18 +230,17 @@ result<void> overflow_queue::open_segment(std::uint32_t number) {
   return {};
 }
 
-result<void> overflow_queue::append(std::uint64_t tuple_id, std::uint64_t xxh3, std::string_view metadata,
-                                    std::span<const std::byte> payload) {
+result<std::uint64_t> overflow_queue::append(std::uint64_t tuple_id, std::uint64_t xxh3, std::string_view metadata,
+                                             std::span<const std::byte> payload) {
   std::lock_guard lock(mutex_);
-  if (segment_of_.count(tuple_id)) return {};
+  if (segment_of_.count(tuple_id)) return next_seq_ - 1;
   if (segment_size_ >= options_.segment_bytes) {
     if (dirty_ && ::fdatasync(segment_fd_) != 0) return make_error(500, sys_error("queue fdatasync failed"));
     dirty_ = false;
-    if (auto r = open_segment(segment_ + 1); !r) return r;
+    if (auto r = open_segment(segment_ + 1); !r) return r.error();
   }
   const auto head = encode_head({tuple_id, xxh3, static_cast<std::uint32_t>(metadata.size()), payload.size()});
-  if (!write_all(segment_fd_, head.data(), head.size()) || !write_all(segment_fd_, metadata.data(), metadata.size()) ||
-      !write_all(segment_fd_, payload.data(), payload.size()))
+  if (!write_all(segment_fd_, {std::as_bytes(std::span(head)), std::as_bytes(std::span(metadata)), payload}))
     return make_error(500, sys_error("cannot append to the queue (disk full?)"));
   entry e{tuple_id, xxh3, segment_, segment_size_ + record_header + metadata.size(), payload.size(),
           std::string(metadata), nullptr};
@@ -223,12 +251,19 @@ result<void> overflow_queue::append(std::uint64_t tuple_id, std::uint64_t xxh3, 
   segment_size_ += record_header + metadata.size() + payload.size();
   segment_of_[tuple_id] = segment_;
   ++live_per_segment_[segment_];
+  e.seq = next_seq_++;
+  const std::uint64_t seq = e.seq;
   entries_.push_back(std::move(e));
   dirty_ = true;
   ++stats_.length;
   ++stats_.enqueued_total;
   stats_.bytes += payload.size();
-  return {};
+  return seq;
+}
+
+std::uint64_t overflow_queue::oldest_sequence() const {
+  std::lock_guard lock(mutex_);
+  return entries_.empty() ? std::numeric_limits<std::uint64_t>::max() : entries_.front().seq;
 }
 
 result<void> overflow_queue::sync() {

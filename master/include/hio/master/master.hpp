@@ -25,7 +25,7 @@ struct options {
   std::string secret;                             // cluster secret: workers and lease tokens
   std::string source_token;                       // when set, POST /v1/streams needs it as Bearer token
   std::chrono::seconds lease_ttl{30};             // a lease's connection must start within this
-  std::uint32_t max_session_tuples = 4096;        // the most tuple ids one lease may cover
+  std::uint32_t max_session_tuples = 65536;       // the most tuple ids one lease may cover
   std::uint64_t max_tuple_bytes = 2ull << 30;     // larger tuples are refused from their header
   std::uint64_t queue_memory_bytes = 1ull << 30;  // queued payload bytes kept in memory
   std::uint64_t queue_max_bytes = 64ull << 30;    // past this, leases answer 503 (push back)

@@ -57,8 +57,9 @@ class overflow_queue {
   static result<std::unique_ptr<overflow_queue>> open(options o);
   ~overflow_queue();
 
-  // Appends a tuple (not yet durable). A tuple id already queued is ignored (a source's retry).
-  result<void> append(std::uint64_t tuple_id, std::uint64_t xxh3, std::string_view metadata,
+  // Appends a tuple (not yet durable) and returns its arrival sequence number (increasing; the queue's
+  // newest for a tuple id already queued, which is ignored: a source's retry).
+  result<std::uint64_t> append(std::uint64_t tuple_id, std::uint64_t xxh3, std::string_view metadata,
                       std::span<const std::byte> payload);
   // Makes every append so far durable.
   result<void> sync();
@@ -72,6 +73,9 @@ class overflow_queue {
   // The dispatch failed: the tuples go back to the front, in their original order.
   void give_back(const std::vector<std::uint64_t>& tuple_ids);
 
+  // The arrival sequence number of the oldest tuple still queued (in flight counts); UINT64_MAX when
+  // empty. A tuple appended with sequence s has left the queue once this is above s.
+  std::uint64_t oldest_sequence() const;
   bool empty() const;            // nothing queued at all (in flight counts as queued)
   bool has_available() const;    // something queued and not in flight
   bool full() const;
@@ -87,6 +91,7 @@ class overflow_queue {
     std::string metadata;
     std::shared_ptr<const std::vector<std::byte>> cached;
     bool in_flight = false;
+    std::uint64_t seq = 0;  // arrival order
   };
   explicit overflow_queue(options o);
   result<void> replay();
@@ -105,6 +110,7 @@ class overflow_queue {
   std::uint64_t segment_size_ = 0;
   int consumed_fd_ = -1;
   bool dirty_ = false;
+  std::uint64_t next_seq_ = 1;
   queue_stats stats_;
 };
 
