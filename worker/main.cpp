@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0u, 100u));
   app.add_option("--max-tuple-bytes", o.max_tuple_bytes, "largest tuple accepted")->capture_default_str();
+  app.add_option("--channel-sessions", o.channel_sessions,
+                 "sessions each channel serves at once, from any sources (its credits at the master)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval")->capture_default_str()->check(
       CLI::Range(10u, 600000u));
   app.add_option("--drain-timeout-s", drain_timeout_s, "how long a drain waits for active sessions")

@@ -14,7 +14,7 @@ result<std::unique_ptr<channel>> channel::start(channel_options options, std::un
                                                 std::unique_ptr<record_sink> sink, free_notifier notify,
                                                 const topology* topo) {
   auto handler = std::make_unique<channel_handler>(options.worker_id, options.index, std::move(p),
-                                                   std::move(sink), std::move(notify));
+                                                   std::move(sink), std::move(notify), options.sessions);
   const std::uint16_t port = options.port;
   const std::uint16_t ucx_port = options.ucx_port;
   std::unique_ptr<channel> c(new channel(std::move(options), std::move(handler), topo));
@@ -79,7 +79,7 @@ std::string channel::ucx_address() const {
   return ucx_address_;
 }
 
-channel_status channel::status() const noexcept {
+channel_status channel::status() const {
   auto s = handler_->status();
   s.port = port_.load();
   return s;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
@@ -72,70 +73,106 @@ feature_record make_feature_record(const received_tuple& t, const result<std::ve
   return r;
 }
 
+void load_meter::started(clock::time_point at) { in_processor_since_ns_.store(at.time_since_epoch().count()); }
+
+void load_meter::finished(clock::time_point from, clock::time_point to) {
+  in_processor_since_ns_.store(0);
+  if (window_start_ == clock::time_point{}) window_start_ = from;
+  busy_ += to - from;
+  const auto elapsed = to - window_start_;
+  if (elapsed < window) return;
+  const double share = std::chrono::duration<double>(busy_) / std::chrono::duration<double>(elapsed);
+  if (share >= saturate_at) saturated_.store(true);
+  else if (share <= clear_at) saturated_.store(false);
+  window_start_ = to;
+  busy_ = clock::duration::zero();
+  last_window_ns_.store(to.time_since_epoch().count());
+}
+
+bool load_meter::saturated(clock::time_point now) const {
+  // One tuple that has taken a whole window so far saturates on its own.
+  if (const auto since = in_processor_since_ns_.load(); since != 0 && now - clock::time_point{clock::duration(since)} >= window)
+    return true;
+  // A processor that has not finished a window for two windows' time is not what holds sessions back.
+  const clock::time_point last{clock::duration(last_window_ns_.load())};
+  return saturated_.load() && now - last < 2 * window;
+}
+
 channel_handler::channel_handler(std::string worker_id, std::uint32_t index, std::unique_ptr<processor> p,
-                                 std::unique_ptr<record_sink> sink, free_notifier notify)
+                                 std::unique_ptr<record_sink> sink, free_notifier notify, std::uint32_t sessions)
     : worker_id_(std::move(worker_id)),
       index_(index),
       processor_(std::move(p)),
       sink_(std::move(sink)),
-      notify_(std::move(notify)) {}
+      notify_(std::move(notify)),
+      sessions_offered_(std::max<std::uint32_t>(1, sessions)) {}
 
 result<void> channel_handler::begin_session(const lease_token& lease, const std::string& peer) {
-  if (busy_.load()) {
+  // The master places at most `sessions_offered_` sessions here; twice that leaves room for its view
+  // lagging behind (a session ending as the next begins) without letting the backlog grow unbounded.
+  if (active_.size() >= 2 * static_cast<std::size_t>(sessions_offered_)) {
     refused_lease_.store(std::max(refused_lease_.load(), lease.lease_id));
-    return make_error(code(wire::error_code::busy), "channel " + std::to_string(index_) +
-                                                        " is serving lease " + std::to_string(active_lease_) +
-                                                        "; ask the master for another channel");
+    return make_error(code(wire::error_code::busy), "channel " + std::to_string(index_) + " serves " +
+                                                        std::to_string(active_.size()) +
+                                                        " sessions already; ask the master for another channel");
   }
-  // busy before draining is read: a drain that sees the channel idle is sure no session slips in.
-  busy_.store(true);
+  // Counted active before draining is read: a drain that sees the channel idle is sure no session slips in.
+  active_count_.fetch_add(1);
   if (draining_.load()) {
-    busy_.store(false);
+    active_count_.fetch_sub(1);
     return make_error(code(wire::error_code::unavailable),
                       "worker " + worker_id_ + " is draining; ask the master for another channel");
   }
-  if (accepted_any_ && lease.lease_id <= last_lease_.load()) {
-    busy_.store(false);
+  const auto now = unix_seconds();
+  std::erase_if(used_, [&](const auto& kv) { return kv.second < now; });  // expired tokens are refused anyway
+  if (!used_.emplace(lease.lease_id, lease.expires_at).second) {
+    active_count_.fetch_sub(1);
     return make_error(code(wire::error_code::bad_token),
-                      "lease " + std::to_string(lease.lease_id) + " is not newer than lease " +
-                          std::to_string(last_lease_.load()) + " already used on channel " +
+                      "lease " + std::to_string(lease.lease_id) + " was already used on channel " +
                           std::to_string(index_) + "; leases are single-use");
   }
-  accepted_any_ = true;
-  last_lease_.store(lease.lease_id);
-  active_lease_ = lease.lease_id;
-  pending_.clear();
+  last_lease_.store(std::max(last_lease_.load(), lease.lease_id));
+  active_[lease.lease_id].clear();
+  publish_active();
   sessions_.fetch_add(1);
   spdlog::debug("channel {}: session for lease {} from {}", index_, lease.lease_id, peer);
   return {};
 }
 
-result<void> channel_handler::on_tuple(const lease_token&, const received_tuple& t) {
+result<void> channel_handler::on_tuple(const lease_token& lease, const received_tuple& t) {
+  const auto it = active_.find(lease.lease_id);
+  if (it == active_.end())
+    return make_error(code(wire::error_code::internal), "lease " + std::to_string(lease.lease_id) + " has no session");
+  const auto started = std::chrono::steady_clock::now();
+  load_.started(started);
   const auto processed = run_processor(*processor_, t);
+  load_.finished(started, std::chrono::steady_clock::now());
   auto record = make_feature_record(t, processed, worker_id_, index_, unix_ms());
   if (processed.has_value()) record.series = processor_->take_series();
   if (record.status == record_status::failed) {
     spdlog::warn("channel {}: tuple {} failed: {}", index_, t.tuple_id, record.error);
   }
-  pending_.push_back(std::move(record));
+  it->second.push_back(std::move(record));
   return {};
 }
 
-result<std::vector<ack>> channel_handler::flush(const lease_token&) {
+result<std::vector<ack>> channel_handler::flush(const lease_token& lease) {
   std::vector<ack> acks;
-  if (pending_.empty()) return acks;
-  auto stored = sink_->store(pending_);
+  const auto it = active_.find(lease.lease_id);
+  if (it == active_.end() || it->second.empty()) return acks;
+  auto& pending = it->second;
+  auto stored = sink_->store(pending);
   if (!stored) {
-    const auto n = pending_.size();
-    pending_.clear();
+    const auto n = pending.size();
+    pending.clear();
     return make_error(code(wire::error_code::internal),
                       "channel " + std::to_string(index_) + " could not store the features of " +
                           std::to_string(n) + " tuples: " + stored.error().message + "; retry elsewhere");
   }
-  acks.reserve(pending_.size());
+  acks.reserve(pending.size());
   std::uint64_t failed = 0;
   std::uint64_t bytes = 0;
-  for (auto& r : pending_) {
+  for (auto& r : pending) {
     bytes += r.size;
     if (r.status == record_status::failed) {
       ++failed;
@@ -144,36 +181,51 @@ result<std::vector<ack>> channel_handler::flush(const lease_token&) {
       acks.push_back(ack{r.tuple_id, wire::ack_status::stored, {}});
     }
   }
-  processed_.fetch_add(pending_.size());
+  processed_.fetch_add(pending.size());
   failed_.fetch_add(failed);
   bytes_.fetch_add(bytes);
-  pending_.clear();
+  pending.clear();
   return acks;
 }
 
 void channel_handler::end_session(const lease_token& lease, bool clean) {
-  if (!busy_.load() || lease.lease_id != active_lease_) return;  // not the session this channel serves
-  pending_.clear();
-  busy_.store(false);
+  if (active_.erase(lease.lease_id) == 0) return;  // not a session this channel serves
+  publish_active();
+  active_count_.fetch_sub(1);
   spdlog::debug("channel {}: session for lease {} ended {}", index_, lease.lease_id, clean ? "clean" : "unclean");
   if (notify_) notify_(index_, lease.lease_id, clean);
 }
 
 void channel_handler::abort_session() {
-  if (!busy_.load()) return;
-  lease_token lease;
-  lease.lease_id = active_lease_;
-  end_session(lease, false);
+  while (!active_.empty()) {
+    lease_token lease;
+    lease.lease_id = active_.begin()->first;
+    end_session(lease, false);
+  }
+}
+
+void channel_handler::publish_active() {
+  std::vector<std::uint64_t> ids;
+  ids.reserve(active_.size());
+  for (const auto& [id, pending] : active_) ids.push_back(id);
+  std::lock_guard lock(active_mutex_);
+  active_ids_ = std::move(ids);
 }
 
 void channel_handler::set_draining(bool draining) noexcept { draining_.store(draining); }
 
 void channel_handler::count_restart() noexcept { restarts_.fetch_add(1); }
 
-channel_status channel_handler::status() const noexcept {
+channel_status channel_handler::status() const {
   channel_status s;
   s.index = index_;
-  s.busy = busy_.load();
+  {
+    std::lock_guard lock(active_mutex_);
+    s.active = active_ids_;
+  }
+  s.busy = !s.active.empty();
+  s.max_sessions = sessions_offered_;
+  s.saturated = load_.saturated(std::chrono::steady_clock::now());
   s.draining = draining_.load();
   s.lease_id = last_lease_.load();
   s.refused_lease_id = refused_lease_.load();

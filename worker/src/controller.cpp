@@ -65,6 +65,7 @@ result<std::unique_ptr<controller>> controller::start(controller_options options
     co.core = static_cast<int>(i % cores);
     co.secret = o.secret;
     co.max_tuple_bytes = o.max_tuple_bytes;
+    co.sessions = o.channel_sessions;
     co.ucx = with_ucx;
     co.ucx_port = o.ucx_port_base != 0 ? static_cast<std::uint16_t>(o.ucx_port_base + i) : std::uint16_t{0};
     auto ch = channel::start(
@@ -192,6 +193,7 @@ void controller::heartbeat_loop() {
       std::vector<detail::channel_description> list;
       for (const auto& ch : channels_) {
         detail::channel_description d{ch->index(), ch->port(), ch->core(), ch->processor_name(), ch->device()};
+        d.sessions = ch->sessions();
         if (ch->ucx_port() != 0) {
           d.ucx_port = ch->ucx_port();
           d.ucx_address = ch->ucx_address();

@@ -14,7 +14,8 @@ std::string register_body(const std::string& worker_id, const std::string& insta
                             {"processor", c.processor},
                             {"device", c.device},
                             {"transport", c.transport},
-                            {"transports", c.transports}};
+                            {"transports", c.transports},
+                            {"sessions", c.sessions}};
     if (c.ucx_port != 0) entry["ucx_port"] = c.ucx_port;
     if (!c.ucx_address.empty()) entry["ucx_address"] = c.ucx_address;
     list.push_back(std::move(entry));
@@ -28,6 +29,8 @@ std::string heartbeat_body(bool draining, const std::vector<channel_status>& cha
   for (const auto& c : channels) {
     list.push_back({{"index", c.index},
                     {"state", c.busy ? "busy" : "idle"},
+                    {"active", c.active},
+                    {"saturated", c.saturated},
                     {"lease_id", c.lease_id},
                     {"refused_lease_id", c.refused_lease_id},
                     {"processed", c.processed},

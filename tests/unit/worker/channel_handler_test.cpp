@@ -47,11 +47,13 @@ struct freed {
 };
 
 struct fixture {
+  explicit fixture(std::uint32_t sessions = 8)
+      : handler("w1", 3, std::make_unique<picky_processor>(), std::make_unique<fake_sink>(&batches, &fail),
+                [this](std::uint32_t c, std::uint64_t l, bool clean) { frees.push_back({c, l, clean}); }, sessions) {}
   std::vector<std::vector<feature_record>> batches;
   bool fail = false;
   std::vector<freed> frees;
-  channel_handler handler{"w1", 3, std::make_unique<picky_processor>(), std::make_unique<fake_sink>(&batches, &fail),
-                          [this](std::uint32_t c, std::uint64_t l, bool clean) { frees.push_back({c, l, clean}); }};
+  channel_handler handler;
 };
 
 lease_token lease(std::uint64_t id) {
@@ -59,6 +61,7 @@ lease_token lease(std::uint64_t id) {
   t.lease_id = id;
   t.first_tuple_id = id * 100;
   t.count = 10;
+  t.expires_at = unix_seconds() + 60;
   return t;
 }
 
@@ -78,31 +81,82 @@ struct tuple_bytes {
 
 }  // namespace
 
-TEST_CASE("a channel refuses a second session with busy while one is active") {
+TEST_CASE("a channel serves several sessions at once, each with its own records and acks") {
   fixture f;
+  tuple_bytes one{{std::byte{1}}, ""}, two{{std::byte{2}}, ""};
   REQUIRE(f.handler.begin_session(lease(1), "peer-a").has_value());
-  CHECK(f.handler.busy());
-  auto second = f.handler.begin_session(lease(2), "peer-b");
-  REQUIRE_FALSE(second.has_value());
-  CHECK(second.error().code == code(wire::error_code::busy));
+  REQUIRE(f.handler.begin_session(lease(2), "peer-b").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), one.view(100)).has_value());
+  REQUIRE(f.handler.on_tuple(lease(2), two.view(200)).has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), one.view(101)).has_value());
+  CHECK(f.handler.status().active == std::vector<std::uint64_t>{1, 2});
+  auto b = f.handler.flush(lease(2));
+  REQUIRE(b.has_value());
+  REQUIRE(b->size() == 1);
+  CHECK((*b)[0].tuple_id == 200);
+  auto a = f.handler.flush(lease(1));
+  REQUIRE(a.has_value());
+  REQUIRE(a->size() == 2);
+  CHECK((*a)[0].tuple_id == 100);
+  CHECK((*a)[1].tuple_id == 101);
   f.handler.end_session(lease(1), true);
+  CHECK(f.handler.busy());
+  CHECK(f.handler.status().active == std::vector<std::uint64_t>{2});
+  f.handler.end_session(lease(2), true);
   CHECK_FALSE(f.handler.busy());
-  CHECK(f.handler.begin_session(lease(2), "peer-b").has_value());
+  CHECK(f.frees.size() == 2);
 }
 
-TEST_CASE("a lease id not above the last accepted one is refused as bad_token: leases are single-use") {
+TEST_CASE("a channel refuses with busy past twice the sessions it offers") {
+  fixture f(1);
+  CHECK(f.handler.status().max_sessions == 1);
+  REQUIRE(f.handler.begin_session(lease(1), "peer-a").has_value());
+  REQUIRE(f.handler.begin_session(lease(2), "peer-b").has_value());
+  auto third = f.handler.begin_session(lease(3), "peer-c");
+  REQUIRE_FALSE(third.has_value());
+  CHECK(third.error().code == code(wire::error_code::busy));
+  CHECK(f.handler.status().refused_lease_id == 3);
+  f.handler.end_session(lease(1), true);
+  CHECK(f.handler.begin_session(lease(4), "peer-c").has_value());
+}
+
+TEST_CASE("a lease already used on the channel is refused as bad_token: leases are single-use") {
   fixture f;
   REQUIRE(f.handler.begin_session(lease(5), "p").has_value());
+  auto during = f.handler.begin_session(lease(5), "p");
+  REQUIRE_FALSE(during.has_value());
+  CHECK(during.error().code == code(wire::error_code::bad_token));
   f.handler.end_session(lease(5), true);
   auto again = f.handler.begin_session(lease(5), "p");
   REQUIRE_FALSE(again.has_value());
   CHECK(again.error().code == code(wire::error_code::bad_token));
-  auto older = f.handler.begin_session(lease(4), "p");
-  REQUIRE_FALSE(older.has_value());
-  CHECK(older.error().code == code(wire::error_code::bad_token));
   CHECK_FALSE(f.handler.busy());
+  // Sessions of several sources begin in any order of their lease ids.
+  CHECK(f.handler.begin_session(lease(7), "p").has_value());
   CHECK(f.handler.begin_session(lease(6), "p").has_value());
-  CHECK(f.handler.status().lease_id == 6);
+  CHECK(f.handler.status().lease_id == 7);
+}
+
+TEST_CASE("a processor busy nearly all the time saturates the channel until its load drops") {
+  using clock = load_meter::clock;
+  load_meter m;
+  const auto t0 = clock::now();
+  CHECK_FALSE(m.saturated(t0));
+  // 20 ms tuples back to back for 300 ms.
+  auto t = t0;
+  for (int i = 0; i < 15; ++i, t += std::chrono::milliseconds(20)) m.finished(t, t + std::chrono::milliseconds(20));
+  CHECK(m.saturated(t));
+  // A light load: 1 ms in every 20 ms.
+  for (int i = 0; i < 15; ++i, t += std::chrono::milliseconds(20)) m.finished(t + std::chrono::milliseconds(19), t + std::chrono::milliseconds(20));
+  CHECK_FALSE(m.saturated(t));
+  // Saturated again, then idle: stale after two windows without a finished window.
+  for (int i = 0; i < 30; ++i, t += std::chrono::milliseconds(20)) m.finished(t, t + std::chrono::milliseconds(20));
+  CHECK(m.saturated(t));
+  CHECK_FALSE(m.saturated(t + std::chrono::seconds(1)));
+  // One tuple in the processor for a whole window saturates on its own.
+  m.started(t + std::chrono::seconds(2));
+  CHECK_FALSE(m.saturated(t + std::chrono::seconds(2) + std::chrono::milliseconds(100)));
+  CHECK(m.saturated(t + std::chrono::seconds(2) + std::chrono::milliseconds(300)));
 }
 
 TEST_CASE("the first lease a channel sees is accepted whatever its id, even 0") {

@@ -16,7 +16,7 @@ TEST_CASE("the register body names the worker, its run, its host and every chann
   REQUIRE(body["channels"].size() == 2);
   CHECK(body["channels"][1] ==
         json{{"index", 1}, {"port", 40002}, {"core", 1}, {"processor", "sleep:5"}, {"device", "cpu"}, {"transport", "tcp"},
-             {"transports", {"tcp"}}});
+             {"transports", {"tcp"}}, {"sessions", 8}});
 }
 
 TEST_CASE("a channel offering UCX names both transports and its UCX listener's port") {
@@ -40,13 +40,17 @@ TEST_CASE("the heartbeat body reports draining and each channel's state, last le
   channel_status busy;
   busy.index = 1;
   busy.busy = true;
+  busy.active = {20, 23};
+  busy.saturated = true;
   const auto body = json::parse(detail::heartbeat_body(true, {idle, busy}));
   CHECK(body["draining"] == true);
   REQUIRE(body["channels"].size() == 2);
-  CHECK(body["channels"][0] == json{{"index", 0}, {"state", "idle"}, {"lease_id", 12}, {"refused_lease_id", 14}, {"processed", 5},
+  CHECK(body["channels"][0] == json{{"index", 0}, {"state", "idle"}, {"active", json::array()}, {"saturated", false}, {"lease_id", 12}, {"refused_lease_id", 14}, {"processed", 5},
                                     {"failed", 1}, {"bytes", 500}, {"restarts", 2},
                                     {"processor_restarts", 3}});
   CHECK(body["channels"][1]["state"] == "busy");
+  CHECK(body["channels"][1]["active"] == json{20, 23});
+  CHECK(body["channels"][1]["saturated"] == true);
 }
 
 TEST_CASE("the free body names the channel, the lease and whether the session ended clean") {

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,10 +39,13 @@ using free_notifier = std::function<void(std::uint32_t channel, std::uint64_t le
 // A snapshot of one channel, for heartbeats and logs.
 struct channel_status {
   std::uint32_t index = 0;
-  bool busy = false;             // a session is active
+  bool busy = false;             // at least one session is active
+  std::vector<std::uint64_t> active;  // the leases of the active sessions, ascending
+  std::uint32_t max_sessions = 0;     // sessions the channel offers the master (credits)
+  bool saturated = false;        // its processor is busy nearly all the time (load_meter)
   bool draining = false;         // new sessions are refused
-  std::uint64_t lease_id = 0;    // the last lease accepted (0: none yet)
-  std::uint64_t refused_lease_id = 0;  // the highest lease refused because another session was active
+  std::uint64_t lease_id = 0;    // the highest lease accepted (0: none yet)
+  std::uint64_t refused_lease_id = 0;  // the highest lease refused because the channel was full
   std::uint64_t processed = 0;   // tuples acknowledged, stored or failed
   std::uint64_t failed = 0;      // ... of which processing failed
   std::uint64_t bytes = 0;       // payload bytes of the acknowledged tuples
@@ -58,31 +62,55 @@ std::string source_of(std::string_view metadata);
 feature_record make_feature_record(const received_tuple& t, const result<std::vector<feature>>& processed,
                                    std::string_view worker_id, std::uint32_t channel, std::int64_t now_ms);
 
-// The data-path policy of one channel. Owns its processor and sink. The tuple_handler calls, and
-// abort_session(), come from the channel's thread only; set_draining(), status() and the other const
-// accessors are thread-safe.
+// Whether a channel's processor is saturated: busy (inside process()) for at least `saturate_at` of the
+// wall time over a window of `window`, until a window drops to `clear_at` or below. A tuple in the
+// processor for a whole window saturates at once; no finished window for two windows clears it. The
+// master gives a saturated channel no new sources, so the overflow queue takes the excess. finished()
+// and started() from the channel's thread; saturated() from any thread.
+class load_meter {
+ public:
+  using clock = std::chrono::steady_clock;
+  static constexpr auto window = std::chrono::milliseconds(250);
+  static constexpr double saturate_at = 0.9, clear_at = 0.6;
+
+  void started(clock::time_point at);
+  void finished(clock::time_point from, clock::time_point to);
+  bool saturated(clock::time_point now) const;
+
+ private:
+  clock::time_point window_start_{};
+  clock::duration busy_{};
+  std::atomic<bool> saturated_{false};
+  std::atomic<clock::rep> last_window_ns_{0};
+  std::atomic<clock::rep> in_processor_since_ns_{0};  // 0: not in the processor
+};
+
+// The data-path policy of one channel. Owns its processor and sink. A channel serves several sessions at
+// once, from any sources (each with its own pending records); the master places at most `sessions` of
+// them here. The tuple_handler calls, and abort_session(), come from the channel's thread only;
+// set_draining(), status() and the other const accessors are thread-safe.
 class channel_handler final : public tuple_handler {
  public:
   channel_handler(std::string worker_id, std::uint32_t index, std::unique_ptr<processor> p,
-                  std::unique_ptr<record_sink> sink, free_notifier notify);
+                  std::unique_ptr<record_sink> sink, free_notifier notify, std::uint32_t sessions = 8);
 
-  // Refuses with busy while a session is active, unavailable while draining, bad_token for a lease id not
-  // above the last one accepted (leases are single-use).
+  // Refuses with busy when 2 × `sessions` sessions are active, unavailable while draining, bad_token for
+  // a lease already used here (leases are single-use).
   result<void> begin_session(const lease_token& lease, const std::string& peer) override;
   // Runs the processor (its error or exception makes a failed record) and queues the record.
   result<void> on_tuple(const lease_token& lease, const received_tuple& t) override;
-  // Stores the queued records through the sink; on its error the records are dropped (the source retries
-  // them elsewhere) and the error has code wire::error_code::internal.
+  // Stores the session's queued records through the sink; on its error the records are dropped (the
+  // source retries them elsewhere) and the error has code wire::error_code::internal.
   result<std::vector<ack>> flush(const lease_token& lease) override;
-  // Marks the channel idle and calls the free notifier (only for the active session's lease).
+  // Ends the session and calls the free notifier (only for a session this channel serves).
   void end_session(const lease_token& lease, bool clean) override;
 
-  // Ends the active session, if any, unclean: used after the run loop failed mid-session.
+  // Ends every active session unclean: used after the run loop failed mid-session.
   void abort_session();
   void set_draining(bool draining) noexcept;
   void count_restart() noexcept;
-  channel_status status() const noexcept;
-  bool busy() const noexcept { return busy_.load(); }
+  channel_status status() const;
+  bool busy() const noexcept { return active_count_.load() > 0; }
   std::uint32_t index() const noexcept { return index_; }
   const processor& processing() const noexcept { return *processor_; }
   record_sink& sink() noexcept { return *sink_; }
@@ -94,13 +122,19 @@ class channel_handler final : public tuple_handler {
   std::unique_ptr<record_sink> sink_;
   free_notifier notify_;
 
-  std::atomic<bool> busy_{false};
+  void publish_active();  // copies the active leases for status()
+
+  std::uint32_t sessions_offered_;
+  std::atomic<std::size_t> active_count_{0};  // sessions begun or beginning, not ended
   std::atomic<bool> draining_{false};
   std::atomic<std::uint64_t> last_lease_{0};
   std::atomic<std::uint64_t> refused_lease_{0};
-  bool accepted_any_ = false;           // channel thread only
-  std::uint64_t active_lease_ = 0;      // channel thread only
-  std::vector<feature_record> pending_; // channel thread only: processed since the last flush
+  // Channel thread only: per active lease, the records processed since its last flush.
+  std::map<std::uint64_t, std::vector<feature_record>> active_;
+  std::map<std::uint64_t, std::uint32_t> used_;  // channel thread only: leases seen, until they expire
+  mutable std::mutex active_mutex_;
+  std::vector<std::uint64_t> active_ids_;  // the keys of active_, for status()
+  load_meter load_;
 
   std::atomic<std::uint64_t> processed_{0};
   std::atomic<std::uint64_t> failed_{0};
@@ -118,6 +152,7 @@ struct channel_options {
   std::string secret;                                        // cluster secret the lease tokens are checked with
   std::uint64_t max_tuple_bytes = wire::default_max_tuple_bytes;  // larger tuples are refused
   std::chrono::milliseconds restart_delay{100};              // pause before restarting a failed run loop
+  std::uint32_t sessions = 8;                                // sessions offered to the master at once
   bool ucx = false;                                          // also listen with UCX (beside TCP, which stays on)
   std::uint16_t ucx_port = 0;                                // UCX listener port; 0: any free port
 };
@@ -144,7 +179,8 @@ class channel {
   std::string ucx_address() const;
   std::string processor_name() const { return handler_->processing().name(); }
   std::string device() const { return handler_->processing().device(); }
-  channel_status status() const noexcept;
+  std::uint32_t sessions() const noexcept { return options_.sessions; }
+  channel_status status() const;
 
   // Refuse new sessions (unavailable); the active one finishes.
   void set_draining() noexcept { handler_->set_draining(true); }
