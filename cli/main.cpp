@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   sm_cmd->add_option("--source", sm.source, "Source name stored with each tuple");
   sm_cmd->add_option("--token", sm.token, "Source token, if the master requires one (default: $HIO_SOURCE_TOKEN)")
       ->envname("HIO_SOURCE_TOKEN");
-  sm_cmd->add_option("--session-tuples", sm.session_tuples, "Tuples per lease")->capture_default_str();
+  sm_cmd->add_option("--session-tuples", sm.session_tuples, "Tuples per lease (0: 64 MiB of tuples, 64..65536)")->capture_default_str();
   sm_cmd->add_flag("--compress", sm.compress, "zstd-compress payloads on the wire");
   sm_cmd->add_option("--transport", sm.transport, "tcp, ucx (an error if no channel or this build lacks UCX) or auto")
       ->check(CLI::IsMember({"tcp", "ucx", "auto"}))
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   be_cmd->add_option("--size", be.size, "Tuple bytes")->capture_default_str();
   be_cmd->add_option("--count", be.count, "Tuples or lease requests in all")->capture_default_str();
   be_cmd->add_option("--sources", be.sources, "Concurrent sources (leases: client threads)")->capture_default_str();
-  be_cmd->add_option("--session-tuples", be.session_tuples, "Tuples per lease")->capture_default_str();
+  be_cmd->add_option("--session-tuples", be.session_tuples, "Tuples per lease (0: 64 MiB of tuples, 64..65536)")->capture_default_str();
   be_cmd->add_option("--rate", be.rate, "leases: total requests per second (0: as fast as possible)");
   be_cmd->add_option("--transport", be.transport, "tuples: tcp, ucx or auto")
       ->check(CLI::IsMember({"tcp", "ucx", "auto"}))

@@ -91,7 +91,8 @@ HIO_CONNECTOR_API hio_client* hio_client_new(const char* master_url, const char*
 
 /* Sets an option, before the first send (afterwards: HIO_ERR_INVALID_ARGUMENT). Names and values:
  *   "token"               source token, sent as "Authorization: Bearer <token>"
- *   "session_tuples"      tuple ids per lease (default 64)
+ *   "session_tuples"      tuple ids per lease (default 0: 64 MiB of tuples, 64..65536)
+ *   "session_max_ms"      a session this old ends at its next tuple, to be placed again (default 1000)
  *   "session_idle_ms"     a session with nothing to send for this long is closed (default 20)
  *   "max_bytes_in_flight" unacknowledged bytes held before sends block (default 268435456)
  *   "max_attempts"        sends of one tuple before it fails (default 8)

@@ -124,8 +124,11 @@ int hio_client_set_option(hio_client* c, const char* name, const char* value) {
     if (n == "token") {
       o.source_token = v;
     } else if (n == "session_tuples") {
-      if (!number || x == 0 || x > 1'000'000) return bad();
+      if (!number || x > 1'000'000) return bad();
       o.session_tuples = static_cast<std::uint32_t>(x);
+    } else if (n == "session_max_ms") {
+      if (!number || x == 0 || x > 3'600'000) return bad();
+      o.session_max = std::chrono::milliseconds(x);
     } else if (n == "session_idle_ms") {
       if (!number || x > 3'600'000) return bad();
       o.session_idle = std::chrono::milliseconds(x);

@@ -6,6 +6,7 @@
 #include <hio/common/transport.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/token.hpp>
 #include <hio/common/wire.hpp>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +80,7 @@ struct session {
   bool retry = false;
   std::uint64_t next_id = 0;       // writer only
   std::uint32_t remaining = 0;     // writer only: ids of the lease not used yet
+  steady::time_point opened;       // writer only
   steady::time_point last_send;    // writer only
   bool end_sent = false;           // writer only
   bool broken = false;             // writer only: a send failed
@@ -146,6 +148,8 @@ struct client::impl {
  private:
   std::optional<hio::error> config_error_;
   std::shared_ptr<const std::string> metadata_prefix_;  // {"source":"<name>"}
+  // This client among others of the same name: the master keeps each client's order in its queue.
+  const std::string instance_ = random_secret(8);
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // the writer waits for work
@@ -168,7 +172,6 @@ struct client::impl {
 };
 
 client::impl::impl(client_options o) : opt(std::move(o)) {
-  if (opt.session_tuples == 0) config_error_ = fail(errc::invalid_argument, "session_tuples must be at least 1");
   if (opt.max_attempts == 0) config_error_ = fail(errc::invalid_argument, "max_attempts must be at least 1");
   if (opt.max_bytes_in_flight == 0)
     config_error_ = fail(errc::invalid_argument, "max_bytes_in_flight must be at least 1");
@@ -398,6 +401,7 @@ void client::impl::run_writer() {
 
 bool client::impl::cur_usable() {
   if (!cur_ || cur_->end_sent || cur_->broken || cur_->remaining == 0) return false;
+  if (steady::now() - cur_->opened >= opt.session_max) return false;
   std::lock_guard lk(cur_->mu);
   return !cur_->dead;
 }
@@ -415,7 +419,7 @@ result<session_ptr> client::impl::open_session(const detail::lease& l, bool retr
   s->retry = retry;
   s->next_id = l.first_id;
   s->remaining = l.count;
-  s->last_send = steady::now();
+  s->opened = s->last_send = steady::now();
   counters_.sessions.fetch_add(1, std::memory_order_relaxed);
   if (l.via == transport::ucx) counters_.ucx_sessions.fetch_add(1, std::memory_order_relaxed);
   session* raw = s.get();
@@ -424,7 +428,8 @@ result<session_ptr> client::impl::open_session(const detail::lease& l, bool retr
 }
 
 void client::impl::open_new_session(std::uint64_t bytes_hint) {
-  auto l = leases_->request(detail::new_lease_body(opt.source_name, opt.session_tuples, bytes_hint, opt.transport),
+  auto l = leases_->request(detail::new_lease_body(opt.source_name, detail::session_length(opt.session_tuples, bytes_hint),
+                                                  bytes_hint, opt.transport, instance_),
                             opt.lease_timeout);
   if (!l) {
     if (l.error().code == static_cast<int>(errc::closed)) return;  // shutdown_all fails what waits
@@ -513,7 +518,7 @@ void client::impl::send_new(job_ptr j) {
 void client::impl::send_retry_run(retry_run run) {
   const std::uint64_t first = run.jobs.front()->tuple_id;
   const auto count = static_cast<std::uint32_t>(run.jobs.size());
-  auto l = leases_->request(detail::retry_lease_body(opt.source_name, first, count, opt.transport),
+  auto l = leases_->request(detail::retry_lease_body(opt.source_name, first, count, opt.transport, instance_),
                             opt.lease_timeout);
   if (!l) {
     if (l.error().code == static_cast<int>(errc::closed)) {

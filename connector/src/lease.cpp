@@ -30,21 +30,30 @@ std::string trim_url(std::string url) {
 
 }  // namespace
 
+std::uint32_t session_length(std::uint32_t asked, std::uint64_t bytes_hint) {
+  if (asked != 0) return asked;
+  constexpr std::uint64_t session_bytes = 64ull << 20, fewest = 64, most = 65536;
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(session_bytes / std::max<std::uint64_t>(1, bytes_hint),
+                                                              fewest, most));
+}
+
 std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
-                           std::string_view transport) {
+                           std::string_view transport, std::string_view client) {
   nlohmann::ordered_json j;
   j["count"] = count;
   j["source"] = source;
+  if (!client.empty()) j["client"] = client;
   j["bytes"] = bytes_hint;
   if (transport != "tcp") j["transport"] = transport;
   return j.dump();
 }
 
 std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
-                             std::string_view transport) {
+                             std::string_view transport, std::string_view client) {
   nlohmann::ordered_json j;
   j["retry"] = {{"first", first}, {"count", count}};
   j["source"] = source;
+  if (!client.empty()) j["client"] = client;
   if (transport != "tcp") j["transport"] = transport;
   return j.dump();
 }

@@ -32,10 +32,14 @@ struct lease {
   std::string ucx_address;         // with via ucx: the channel's UCP worker address (hex); empty: its listener
 };
 
+// The tuple ids to ask for: `asked`, or for 0, 64 MiB of tuples of `bytes_hint` bytes, 64..65536.
+std::uint32_t session_length(std::uint32_t asked, std::uint64_t bytes_hint);
+
+// `client` names this client instance (the master keeps the order of each one's queued tuples).
 std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
-                           std::string_view transport = "tcp");
+                           std::string_view transport = "tcp", std::string_view client = {});
 std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
-                             std::string_view transport = "tcp");
+                             std::string_view transport = "tcp", std::string_view client = {});
 
 // Parses a 200 answer. errc::bad_lease when a field is missing or the token does not decode.
 result<lease> parse_lease(std::string_view body);

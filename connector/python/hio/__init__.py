@@ -89,7 +89,8 @@ def _payload(data):
 class Client:
     """A connection to one hio master for one data source. Thread-safe; close() (or `with`) when done.
 
-    Options (None keeps the library default): session_tuples (ids per lease), max_bytes_in_flight,
+    Options (None keeps the library default): session_tuples (ids per lease; 0, the default, sizes
+    sessions to the tuples), max_bytes_in_flight,
     max_attempts, lease_timeout (seconds), compress (bool), transport ("tcp", "ucx" or "auto").
     """
 

@@ -71,8 +71,9 @@ TEST_CASE("one tuple sent with send is stored under the first leased id, with th
   CHECK(md["step"] == 3);
   std::lock_guard lk2(m.mu);
   REQUIRE(m.requests.size() == 1);
-  CHECK(m.requests[0]["count"] == 64);
+  CHECK(m.requests[0]["count"] == 65536);  // 64 MiB of 1000-byte tuples, capped
   CHECK(m.requests[0]["source"] == "test-source");
+  CHECK(m.requests[0]["client"].get<std::string>().size() == 16);  // this client instance
   CHECK(m.requests[0]["bytes"] == 1000);
 }
 
@@ -217,7 +218,7 @@ TEST_CASE("an endpoint that refuses connections costs a lease, not the tuple") {
   auto r = c.send(bytes_of("second time lucky"));
   REQUIRE(r.has_value());
   CHECK(r->status == send_status::stored);
-  CHECK(r->tuple_id == 1064);  // the first lease's ids are abandoned
+  CHECK(r->tuple_id == 1000 + 65536);  // the first lease's ids are abandoned
   CHECK(r->attempts == 1);
 }
 

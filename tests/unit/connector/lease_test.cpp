@@ -27,6 +27,23 @@ TEST_CASE("lease request bodies have the documented fields") {
   CHECK(r == nlohmann::json{{"retry", {{"first", 1000}, {"count", 5}}}, {"source", "sim"}});
 }
 
+TEST_CASE("a lease body names the client instance when given one") {
+  auto n = nlohmann::json::parse(new_lease_body("sim", 64, 10, "tcp", "a1b2"));
+  CHECK(n["client"] == "a1b2");
+  auto r = nlohmann::json::parse(retry_lease_body("sim", 7, 1, "tcp", "a1b2"));
+  CHECK(r["client"] == "a1b2");
+}
+
+TEST_CASE("sessions default to 64 MiB of tuples, between 64 and 65536 ids") {
+  CHECK(session_length(0, 6 << 20) == 64);        // 6 MiB tuples: the floor (10 would be 60 MiB)
+  CHECK(session_length(0, 1 << 20) == 64);        // 1 MiB: exactly 64 MiB
+  CHECK(session_length(0, 64 << 10) == 1024);     // 64 KiB
+  CHECK(session_length(0, 1024) == 65536);        // 1 KiB: the cap
+  CHECK(session_length(0, 0) == 65536);           // no hint
+  CHECK(session_length(0, 1ull << 31) == 64);     // 2 GiB
+  CHECK(session_length(100, 1024) == 100);        // asked for explicitly
+}
+
 TEST_CASE("a lease answer parses into endpoint, id range and token") {
   auto l = parse_lease(good_answer().dump());
   REQUIRE(l.has_value());

@@ -50,7 +50,7 @@ struct stream_options {
   std::string source;                  // source name (default hio-stream@host)
   std::string token;                   // source token
   std::vector<std::string> files;
-  std::uint32_t session_tuples = 64;
+  std::uint32_t session_tuples = 0;  // tuples per lease; 0: sized to the tuples (client_options)
   bool compress = false;
   bool progress = true;
   std::string transport = "tcp";       // tcp | ucx | auto (see connector::client_options)
@@ -63,7 +63,7 @@ struct bench_options {
   std::uint64_t size = 6 << 20;       // tuple bytes
   std::uint64_t count = 200;          // tuples or lease requests in all
   int sources = 1;                    // concurrent sources (tuples) or client threads (leases)
-  std::uint32_t session_tuples = 64;  // tuples per lease
+  std::uint32_t session_tuples = 0;  // tuples per lease; 0: sized to the tuples
   double rate = 0;                    // leases: requests per second in all (0: as fast as possible)
   std::string npy;                    // tuples: send .npy realizations shaped SxTxV instead of random bytes
   std::string transport = "tcp";      // tuples: tcp | ucx | auto (see connector::client_options)

@@ -36,8 +36,12 @@ struct client_options {
   std::string master_url;                            // "http://host:port" of the master
   std::string source_name = "source";                // goes into every tuple's metadata as "source"
   std::string source_token;                          // sent as "Authorization: Bearer"; empty: none
-  std::uint32_t session_tuples = 64;                 // tuple ids asked for per lease
+  // Tuple ids asked for per lease. 0 (the default) sizes it to the tuples: 64 MiB of them, 64..65536.
+  std::uint32_t session_tuples = 0;
   std::chrono::milliseconds session_idle{20};        // a session with nothing to send for this long ends
+  // A session that has lasted this long ends at its next tuple, so the master can place the source again
+  // by the channels' load (or queue it while every channel is saturated).
+  std::chrono::milliseconds session_max{1000};
   std::uint64_t max_bytes_in_flight = 256ull << 20;  // unacknowledged bytes held; async_send blocks above
   std::uint32_t max_attempts = 8;                    // sends of one tuple before it fails
   std::chrono::milliseconds lease_timeout{60000};    // how long to keep asking for a lease
