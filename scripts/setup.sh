@@ -12,7 +12,7 @@ packages=(
   libsqlite3-dev libxxhash-dev xxhash
   libfftw3-dev
   libucx-dev
-  iperf3 wrk python3 python3-numpy
+  iperf3 wrk python3 python3-numpy python3-zmq
   ucx-utils python3-matplotlib
   chromium
   procps iproute2
