@@ -43,24 +43,30 @@ scale_decision autoscaler::decide(const load_sample& s) {
                                            : static_cast<double>(s.queue_length) > rate * delay_s);
   // Growth counts only once more tuples wait than there are channels: brief small queues are phase 2.
   growing = growing && s.queue_length > s.channels;
+  bool saturated = s.channels > 0 && window_.size() > options_.growth_samples;
+  for (std::size_t i = window_.size() - std::min(window_.size(), options_.growth_samples + 1); saturated && i < window_.size(); ++i)
+    saturated = window_[i].channels > 0 && window_[i].saturated_channels >= window_[i].channels;
 
   scale_decision d;
-  if (s.queue_length > 0 && (backlog || growing || s.channels == 0)) {
+  const bool queue_pressure = s.queue_length > 0 && (backlog || growing || s.channels == 0);
+  if (queue_pressure || saturated) {
     d.phase = 3;
     spare_ = false;
+    const std::string load = queue_pressure ? std::to_string(s.queue_length) + " queued"
+                                            : "every channel saturated for " + std::to_string(options_.growth_samples) +
+                                                  " samples";
     if (workers >= options_.max_workers) {
-      d.reason = "phase 3: " + std::to_string(s.queue_length) + " queued, but already at max_workers " +
-                 std::to_string(options_.max_workers);
+      d.reason = "phase 3: " + load + ", but already at max_workers " + std::to_string(options_.max_workers);
       return d;
     }
     if (scaled_out_ && s.at - last_out_ < options_.scale_out_cooldown) {
-      d.reason = "phase 3: " + std::to_string(s.queue_length) + " queued; waiting for the last scale-out to start";
+      d.reason = "phase 3: " + load + "; waiting for the last scale-out to start";
       return d;
     }
     // Channels needed so that the queue drains within target_delay while new tuples keep arriving at
-    // the current rate; without a rate estimate, one step.
+    // the current rate; without a rate estimate (or a queue), one step.
     int add = 1;
-    if (per_channel > 0) {
+    if (queue_pressure && per_channel > 0) {
       const double needed = (rate + static_cast<double>(s.queue_length) / delay_s) / per_channel;
       const double missing = needed - static_cast<double>(s.channels);
       add = std::max(1, static_cast<int>(std::ceil(missing / options_.channels_per_worker)));
@@ -68,8 +74,7 @@ scale_decision autoscaler::decide(const load_sample& s) {
     add = std::min({add, options_.max_step, options_.max_workers - workers});
     d.action = scale_action::scale_out;
     d.workers = add;
-    d.reason = "phase 3: " + std::to_string(s.queue_length) + " queued" + (growing ? " and growing" : "") +
-               ", draining " + std::to_string(static_cast<long>(rate)) + " tuples/s; adding " + std::to_string(add) +
+    d.reason = "phase 3: " + load + (queue_pressure && growing ? " and growing" : "") + ", draining " + std::to_string(static_cast<long>(rate)) + " tuples/s; adding " + std::to_string(add) +
                " worker" + (add > 1 ? "s" : "");
     last_out_ = s.at;
     scaled_out_ = true;

@@ -557,7 +557,10 @@ struct master::impl {
         if (w.draining) continue;
         ++sample.workers;
         std::size_t free = 0;
-        for (const auto& c : w.channels) free += c.state == channel_state::free;
+        for (const auto& c : w.channels) {
+          free += c.state == channel_state::free;
+          sample.saturated_channels += c.last_report.saturated;
+        }
         sample.channels += w.channels.size();
         sample.free_channels += free;
         candidates.push_back({w.id, free});

@@ -147,3 +147,24 @@ TEST_CASE("no scale-in right after a scale-out") {
   CHECK(a.decide(sample(3s, 3, 5, 0, 400)).action == scale_action::hold);
   CHECK(a.decide(sample(12s, 3, 5, 0, 500)).action == scale_action::hold);
 }
+
+TEST_CASE("every channel saturated for the growth window scales out by one, without any queue") {
+  autoscaler a(opts());
+  scale_decision d;
+  std::uint64_t processed = 0;
+  for (int i = 0; i <= 5; ++i) {
+    auto s = sample(i * 500ms, 1, 0, 0, processed += 50);
+    s.saturated_channels = i == 2 ? 1 : 2;  // one channel caught up for a moment: the window restarts
+    d = a.decide(s);
+    CHECK(d.action == scale_action::hold);
+  }
+  for (int i = 6; i <= 11 && d.action == scale_action::hold; ++i) {
+    auto s = sample(i * 500ms, 1, 0, 0, processed += 50);
+    s.saturated_channels = 2;
+    d = a.decide(s);
+  }
+  CHECK(d.action == scale_action::scale_out);
+  CHECK(d.workers == 1);
+  CHECK(d.phase == 3);
+  CHECK(d.reason.find("saturated") != std::string::npos);
+}

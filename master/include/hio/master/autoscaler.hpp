@@ -4,7 +4,10 @@
 //
 // Phases, as in HarmonicIO's experiments:
 //   phase 3: the queue is longer than the channels can drain within `target_delay`, or it keeps growing
-//            while longer than the number of channels → scale out by as many workers as the backlog needs (cool-down `scale_out_cooldown`);
+//            while longer than the number of channels → scale out by as many workers as the backlog needs
+//            (cool-down `scale_out_cooldown`); or every channel's processor has been saturated for
+//            `growth_samples` samples (sources wait on the direct path, which the queue length does
+//            not show) → scale out by one worker;
 //   phase 1: no queue and at least a whole worker's channels idle for `scale_in_cooldown`
 //            → scale in one worker (never below min_workers; to zero only with `scale_to_zero`);
 //   phase 2: otherwise → hold.
@@ -22,6 +25,7 @@ struct load_sample {
   std::size_t pending_workers = 0; // asked for, not registered yet
   std::size_t channels = 0;        // of the registered, non-draining workers
   std::size_t free_channels = 0;
+  std::size_t saturated_channels = 0;  // whose processor is busy nearly all the time
   std::uint64_t queue_length = 0;  // tuples in the overflow queue
   std::uint64_t processed = 0;     // tuples processed so far (a counter)
 };
