@@ -97,7 +97,9 @@ int stream(const stream_options& o) {
     auto m = std::make_unique<mapped_file>();
     m->size = static_cast<std::size_t>(st.st_size);
     if (m->size > 0) {
-      m->data = ::mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+      // Populated at once: the pages are read ahead (or taken from the page cache) in one call instead of
+      // one fault per 4 KiB page while the tuple is hashed and sent.
+      m->data = ::mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
       if (m->data == MAP_FAILED) {
         m->data = nullptr;
         ::close(fd);
@@ -121,6 +123,7 @@ int stream(const stream_options& o) {
         ++ok;
       }
       bytes_done += maps[i] ? maps[i]->size : 0;
+      maps[i].reset();  // the connector is done with the bytes: unmapped, so memory stays bounded
       ++done;
     });
     if (!sent) fail(sent.error().message);
