@@ -196,7 +196,10 @@ struct store::impl {
   result<void> open_database() {
     const auto path = options.data_dir / "repository.db";
     sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    // NOMUTEX: every use of the connection is under `mutex` already; SQLite's own locking on top cost
+    // a tenth of the repository's CPU.
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                   nullptr);
     db.reset(raw);
     if (rc != SQLITE_OK) {
       return make_error(500, "cannot open " + path.string() + ": " + (raw ? sqlite3_errmsg(raw) : "out of memory"));
@@ -208,6 +211,10 @@ struct store::impl {
       return make_error(500, path.string() + " has schema version " + std::to_string(*version) +
                                  ", this hio-repository reads version " + std::to_string(schema_version));
     }
+    // One process owns the store (a second hio-repository on the same directory is refused with "database
+    // is locked"): exclusive locking takes the file lock once, instead of several fcntl lock calls per
+    // transaction and statement, which were a quarter of the repository's CPU at 80,000 records/s.
+    if (auto r = exec("PRAGMA locking_mode=EXCLUSIVE"); !r) return r.error();
     auto mode = prepare("PRAGMA journal_mode=WAL");
     if (!mode) return mode.error();
     if (sqlite3_step(mode->get()) != SQLITE_ROW || column_text(mode->get(), 0) != "wal") {

@@ -225,7 +225,8 @@ channel_status channel_handler::status() const {
   }
   s.busy = !s.active.empty();
   s.max_sessions = sessions_offered_;
-  s.saturated = load_.saturated(std::chrono::steady_clock::now());
+  // A channel without sessions holds no source back, whatever its last windows said.
+  s.saturated = s.busy && load_.saturated(std::chrono::steady_clock::now());
   s.draining = draining_.load();
   s.lease_id = last_lease_.load();
   s.refused_lease_id = refused_lease_.load();
