@@ -167,6 +167,7 @@ struct client::impl {
   session_ptr cur_;
   std::vector<session_ptr> closing_;
   std::uint32_t connect_failures_ = 0;
+  std::uint64_t ended_lease_ = 0;  // the channel lease of the session ended last, for the next lease
 
   std::thread writer_;  // last: started after everything above exists
 };
@@ -429,8 +430,9 @@ result<session_ptr> client::impl::open_session(const detail::lease& l, bool retr
 
 void client::impl::open_new_session(std::uint64_t bytes_hint) {
   auto l = leases_->request(detail::new_lease_body(opt.source_name, detail::session_length(opt.session_tuples, bytes_hint),
-                                                  bytes_hint, opt.transport, instance_),
+                                                  bytes_hint, opt.transport, instance_, ended_lease_),
                             opt.lease_timeout);
+  ended_lease_ = 0;
   if (!l) {
     if (l.error().code == static_cast<int>(errc::closed)) return;  // shutdown_all fails what waits
     fail_waiting(l.error(), l.error().code == static_cast<int>(errc::lease_timeout));
@@ -570,6 +572,7 @@ void client::impl::send_retry_run(retry_run run) {
 
 void client::impl::end_current() {
   if (!cur_) return;
+  if (!cur_->lease.queue) ended_lease_ = cur_->lease.lease_id;
   if (!cur_->end_sent && !cur_->broken) {
     if (auto e = cur_->conn->send_end(opt.send_timeout); !e) cur_->conn->shutdown_write();
   }

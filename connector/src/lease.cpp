@@ -38,11 +38,12 @@ std::uint32_t session_length(std::uint32_t asked, std::uint64_t bytes_hint) {
 }
 
 std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
-                           std::string_view transport, std::string_view client) {
+                           std::string_view transport, std::string_view client, std::uint64_t ends) {
   nlohmann::ordered_json j;
   j["count"] = count;
   j["source"] = source;
   if (!client.empty()) j["client"] = client;
+  if (ends != 0) j["ends"] = ends;
   j["bytes"] = bytes_hint;
   if (transport != "tcp") j["transport"] = transport;
   return j.dump();

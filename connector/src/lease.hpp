@@ -35,9 +35,11 @@ struct lease {
 // The tuple ids to ask for: `asked`, or for 0, 64 MiB of tuples of `bytes_hint` bytes, 64..65536.
 std::uint32_t session_length(std::uint32_t asked, std::uint64_t bytes_hint);
 
-// `client` names this client instance (the master keeps the order of each one's queued tuples).
+// `client` names this client instance (the master keeps the order of each one's queued tuples); `ends`
+// is the channel lease of the session it has just ended (0: none), whose credit the master frees at once.
 std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
-                           std::string_view transport = "tcp", std::string_view client = {});
+                           std::string_view transport = "tcp", std::string_view client = {},
+                           std::uint64_t ends = 0);
 std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
                              std::string_view transport = "tcp", std::string_view client = {});
 

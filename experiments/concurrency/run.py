@@ -18,10 +18,10 @@ Writes results.json and results.md beside this script (or into --out).
 Usage: experiments/concurrency/run.py [--bin build/bin] [--out DIR] [--seconds S] [--quick]
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +33,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from cluster import Cluster, get_json  # noqa: E402
 
+# The loopback ceiling, measured as experiments/bench measures it.
+_spec = importlib.util.spec_from_file_location("bench_run", os.path.join(ROOT, "experiments", "bench", "run.py"))
+bench_run = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_run)
+
 KiB, MiB = 1 << 10, 1 << 20
 SIZES = [1 * KiB, 64 * KiB, 1 * MiB, 6 * MiB]
 SOURCES = [1, 2, 4, 8, 16]
@@ -42,30 +47,6 @@ EST_TUPLES_PER_S = {1 * KiB: 100_000, 64 * KiB: 20_000, 1 * MiB: 1_500, 6 * MiB:
 
 def human(size):
     return f"{size // MiB} MiB" if size >= MiB else f"{size // KiB} KiB"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def iperf3(seconds):
-    port = str(free_port())
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", port], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    try:
-        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", port, "-t", str(seconds), "-J"],
-                             capture_output=True, text=True, timeout=seconds + 30)
-    finally:
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    if out.returncode != 0:
-        return None
-    return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 8
 
 
 def zmq_push_pull(size, sources, seconds):
@@ -220,7 +201,7 @@ def main():
     sources = [1, 4, 8] if args.quick else SOURCES
     res = {"machine": machine(), "command": "experiments/concurrency/run.py" + (" --quick" if args.quick else ""),
            "hio": {}, "zmq": {}}
-    res["iperf3_mb_per_s"] = (iperf3(5) or 0) / 1e6
+    res["iperf3_mb_per_s"] = (bench_run.iperf3(5)[0] or 0) / 1e6
     for size in sizes:
         for n in sources:
             z = zmq_push_pull(size, n, 2.0)

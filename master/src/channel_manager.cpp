@@ -64,7 +64,9 @@ bool channel_manager::heartbeat(const std::string& id, bool draining, const std:
     if (r.busy && active.empty()) active.push_back(r.lease_id);  // a worker that reports no lease list
     std::sort(active.begin(), active.end());
     // Sessions the master did not hand out (begun before it restarted) hold credits too.
-    for (const auto lease : active) c.leases.try_emplace(lease, held_lease{now, true});
+    std::erase_if(c.ended_by_source, [&](std::uint64_t l) { return !std::binary_search(active.begin(), active.end(), l); });
+    for (const auto lease : active)
+      if (!c.ended_by_source.contains(lease)) c.leases.try_emplace(lease, held_lease{now, true, {}});
     const std::uint64_t seen = std::max(r.lease_id, r.refused_lease_id);
     for (auto l = c.leases.begin(); l != c.leases.end();) {
       const bool is_active = std::binary_search(active.begin(), active.end(), l->first);
@@ -82,6 +84,19 @@ void channel_manager::release(const std::string& worker_id, std::uint32_t channe
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || channel >= it->second.channels.size()) return;
   it->second.channels[channel].leases.erase(lease_id);
+}
+
+void channel_manager::release_ended(std::uint64_t lease_id, const std::string& owner) {
+  if (owner.empty()) return;
+  for (auto& [id, w] : workers_)
+    for (auto& c : w.channels)
+      if (auto l = c.leases.find(lease_id); l != c.leases.end()) {
+        if (l->second.owner == owner) {
+          c.leases.erase(l);
+          c.ended_by_source.insert(lease_id);
+        }
+        return;
+      }
 }
 
 void channel_manager::set_draining(const std::string& worker_id) {
@@ -106,7 +121,7 @@ void channel_manager::retire(const worker& w) {
 }
 
 std::optional<channel_ref> channel_manager::acquire(std::uint64_t lease_id, clock_type::time_point now,
-                                                   std::optional<transport_request> want) {
+                                                   std::optional<transport_request> want, const std::string& owner) {
   const bool for_dispatch = !want.has_value();
   worker* best_worker = nullptr;
   const std::string* best_id = nullptr;
@@ -134,7 +149,7 @@ std::optional<channel_ref> channel_manager::acquire(std::uint64_t lease_id, cloc
   }
   if (!best) return std::nullopt;
   const auto t = *usable(*best, want);
-  best->leases[lease_id] = held_lease{now, false};
+  best->leases[lease_id] = held_lease{now, false, owner};
   best->lease_id = lease_id;
   best->leased_at = now;
   best->lease_transport = std::string(to_string(t));

@@ -288,6 +288,12 @@ struct master::impl {
         return http::error_response(400, std::string("\"") + key + "\" must be a string of at most 256 bytes");
       if (source.empty()) source = body[key].get<std::string>();
     }
+    // The channel lease this source has just ended, if any: its credit is free for this request already.
+    std::uint64_t ended = 0;
+    if (body.contains("ends")) {
+      if (!body["ends"].is_number_unsigned()) return http::error_response(400, R"("ends" must be a lease id)");
+      ended = body["ends"].get<std::uint64_t>();
+    }
 
     auto lease_id = lease_ids->next();
     if (!lease_id) return http::error_response(500, lease_id.error().message);
@@ -295,9 +301,10 @@ struct master::impl {
     std::optional<channel_ref> ch;
     // Order per source: a source whose earlier tuples wait in the queue queues behind them. Other sources
     // go straight to a channel with room.
-    if (!qhandler->holds(source)) {
+    {
       std::lock_guard lock(mutex);
-      ch = cm.acquire(*lease_id, now, *want);
+      if (ended != 0) cm.release_ended(ended, source);
+      if (!qhandler->holds(source)) ch = cm.acquire(*lease_id, now, *want, source);
     }
     if (!ch && queue->full()) {
       ++refusals;

@@ -64,8 +64,8 @@ def test_eight_sources_stream_straight_to_channels_with_room():
             status = check_all_stored_once(c, groups)
             queued, total = status["counters"]["queued"], 8 * 60
             # Every session has ended: each credit is back (the last "free" messages may lag a moment).
-            wait_for(lambda: c.status()["channels"]["credits"] == 16, 10, "every channel credit to be free")
-            # 2 channels x 8 sessions: room for every source at once.
+            wait_for(lambda: c.status()["channels"]["credits"] == 32, 10, "every channel credit to be free")
+            # 2 channels x 16 sessions: room for every source at once.
             assert queued <= total * 0.02, f"{queued} of {total} tuples went through the queue: {status['counters']}"
             print(f"  queued {queued} of {total}; {status['counters']['channel_leases']} channel leases, "
                   f"{status['counters']['queue_leases']} queue leases")

@@ -20,7 +20,7 @@ struct channel_description {
   std::vector<std::string> transports = {"tcp"};  // what sources may use: "tcp", "ucx"
   std::uint16_t ucx_port = 0;           // the UCX listener (0: none)
   std::string ucx_address;              // the UCX receiver's worker address, hex (empty: none)
-  std::uint32_t sessions = 8;           // sessions it serves at once (its credits at the master)
+  std::uint32_t sessions = 16;          // sessions it serves at once (its credits at the master)
 };
 
 // POST /v1/workers

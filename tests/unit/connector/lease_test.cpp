@@ -32,6 +32,8 @@ TEST_CASE("a lease body names the client instance when given one") {
   CHECK(n["client"] == "a1b2");
   auto r = nlohmann::json::parse(retry_lease_body("sim", 7, 1, "tcp", "a1b2"));
   CHECK(r["client"] == "a1b2");
+  CHECK_FALSE(n.contains("ends"));
+  CHECK(nlohmann::json::parse(new_lease_body("sim", 64, 10, "tcp", "a1b2", 41))["ends"] == 41);
 }
 
 TEST_CASE("sessions default to 64 MiB of tuples, between 64 and 65536 ids") {

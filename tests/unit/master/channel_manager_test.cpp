@@ -8,9 +8,12 @@ using namespace hio::master;
 using namespace std::chrono_literals;
 
 namespace {
-std::vector<channel_info> channels(std::uint32_t n) {
+std::vector<channel_info> channels(std::uint32_t n, std::uint32_t sessions = 1) {
   std::vector<channel_info> v;
-  for (std::uint32_t i = 0; i < n; ++i) v.push_back({i, static_cast<std::uint16_t>(40000 + i), static_cast<int>(i), "noop", "cpu", "tcp"});
+  for (std::uint32_t i = 0; i < n; ++i) {
+    v.push_back({i, static_cast<std::uint16_t>(40000 + i), static_cast<int>(i), "noop", "cpu", "tcp"});
+    v.back().sessions = sessions;
+  }
   return v;
 }
 channel_report report(std::uint32_t index, bool busy, std::uint64_t lease) {
@@ -124,9 +127,7 @@ TEST_CASE("a lease the channel refused as busy is not held until the lease timeo
 
 TEST_CASE("sessions a channel serves that the master never leased hold its credits until reported over") {
   channel_manager cm({});
-  auto infos = channels(1);
-  infos[0].sessions = 4;
-  cm.register_worker("a", "h", infos, t0);
+  cm.register_worker("a", "h", channels(1, 4), t0);
   auto r = report(0, true, 12);
   r.active = {10, 12};  // begun before a master restart
   cm.heartbeat("a", false, {r}, t0);
@@ -142,9 +143,7 @@ TEST_CASE("sessions a channel serves that the master never leased hold its credi
 
 TEST_CASE("a channel serves as many sessions as it offers, from any sources") {
   channel_manager cm({});
-  auto infos = channels(1);
-  infos[0].sessions = 3;
-  cm.register_worker("a", "h", infos, t0);
+  cm.register_worker("a", "h", channels(1, 3), t0);
   CHECK(cm.credits() == 3);
   for (std::uint64_t lease = 1; lease <= 3; ++lease) REQUIRE(cm.acquire(lease, t0, hio::transport_request::tcp));
   CHECK(cm.credits() == 0);
@@ -160,10 +159,8 @@ TEST_CASE("a channel serves as many sessions as it offers, from any sources") {
 
 TEST_CASE("leases go to the channel with the most room, spread over workers and channels") {
   channel_manager cm({});
-  auto infos = channels(2);
-  for (auto& c : infos) c.sessions = 4;
-  cm.register_worker("a", "h1", infos, t0);
-  cm.register_worker("b", "h2", infos, t0);
+  cm.register_worker("a", "h1", channels(2, 4), t0);
+  cm.register_worker("b", "h2", channels(2, 4), t0);
   std::set<std::string> first_four;
   for (std::uint64_t lease = 1; lease <= 4; ++lease) {
     auto c = cm.acquire(lease, t0 + std::chrono::milliseconds(lease), hio::transport_request::tcp);
@@ -183,9 +180,7 @@ TEST_CASE("leases go to the channel with the most room, spread over workers and 
 
 TEST_CASE("a saturated channel takes no new sources, but the queue dispatcher still feeds it") {
   channel_manager cm({});
-  auto infos = channels(1);
-  infos[0].sessions = 4;
-  cm.register_worker("a", "h", infos, t0);
+  cm.register_worker("a", "h", channels(1, 4), t0);
   auto r = report(0, true, 1);
   r.active = {1};
   r.saturated = true;
@@ -204,9 +199,7 @@ TEST_CASE("a saturated channel takes no new sources, but the queue dispatcher st
 
 TEST_CASE("a confirmed session missing from the worker's report is over, though its free message was lost") {
   channel_manager cm({});
-  auto infos = channels(1);
-  infos[0].sessions = 2;
-  cm.register_worker("a", "h", infos, t0);
+  cm.register_worker("a", "h", channels(1, 2), t0);
   REQUIRE(cm.acquire(5, t0, hio::transport_request::tcp));
   REQUIRE(cm.acquire(6, t0, hio::transport_request::tcp));
   auto r = report(0, true, 6);
@@ -292,4 +285,25 @@ TEST_CASE("without a transport asked for, channels are handed out over TCP (the 
   REQUIRE(a);
   CHECK(a->transport == "tcp");
   CHECK(a->port == 40000);
+}
+
+TEST_CASE("a source's next lease may end its last session at once, but nobody else's") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(1, 1), t0);
+  REQUIRE(cm.acquire(1, t0, hio::transport_request::tcp, "client-x"));
+  CHECK_FALSE(cm.acquire(2, t0, hio::transport_request::tcp, "client-y").has_value());
+  cm.release_ended(1, "client-y");  // not its lease
+  cm.release_ended(1, "");
+  CHECK(cm.credits() == 0);
+  cm.release_ended(1, "client-x");
+  CHECK(cm.credits() == 1);
+  // The worker still finishes lease 1 and lists it: it is not counted again.
+  auto r = report(0, true, 1);
+  r.active = {1};
+  cm.heartbeat("a", false, {r}, t0 + 100ms);
+  CHECK(cm.credits() == 1);
+  r.active = {};
+  r.busy = false;
+  cm.heartbeat("a", false, {r}, t0 + 200ms);
+  CHECK(cm.credits() == 1);
 }

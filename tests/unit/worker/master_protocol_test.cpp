@@ -16,7 +16,7 @@ TEST_CASE("the register body names the worker, its run, its host and every chann
   REQUIRE(body["channels"].size() == 2);
   CHECK(body["channels"][1] ==
         json{{"index", 1}, {"port", 40002}, {"core", 1}, {"processor", "sleep:5"}, {"device", "cpu"}, {"transport", "tcp"},
-             {"transports", {"tcp"}}, {"sessions", 8}});
+             {"transports", {"tcp"}}, {"sessions", 16}});
 }
 
 TEST_CASE("a channel offering UCX names both transports and its UCX listener's port") {

@@ -6,9 +6,9 @@
 // A channel is a processing slot with a bounded backlog: it serves up to `sessions` sessions at once (its
 // credits), from any sources. The manager keeps, per channel, the leases it handed out that have not
 // ended: a lease is unconfirmed until its worker reports the session active, then confirmed until the
-// session ends (its "free" message, or a report that no longer lists it). A lease that its worker never
-// confirms is taken back after `lease_timeout`; a worker whose heartbeats stop for `worker_timeout` is
-// removed with its channels.
+// session ends (its "free" message, its source's next lease naming it as ended, or a report that no
+// longer lists it). A lease that its worker never confirms is taken back after `lease_timeout`; a worker
+// whose heartbeats stop for `worker_timeout` is removed with its channels.
 //
 // Leases go to the channel with the most free credits, on the worker with the most, the least recently
 // leased first among equals. A channel whose processor is saturated (busy nearly all the time, as its
@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -111,6 +112,10 @@ class channel_manager {
   // A session on the channel has ended (or never began): its credit is free again. Unknown leases are
   // ignored.
   void release(const std::string& worker, std::uint32_t channel, std::uint64_t lease_id);
+  // The source `owner` that holds `lease_id` has ended that session (it asks for its next lease): the
+  // credit is free at once, not when the worker's message comes. Ignored for a lease `owner` does not
+  // hold. Its worker may still be finishing the session; it serves up to twice its credits for that.
+  void release_ended(std::uint64_t lease_id, const std::string& owner);
   void set_draining(const std::string& worker);
   bool remove_worker(const std::string& id);
 
@@ -120,7 +125,8 @@ class channel_manager {
   // count, and the ref's port and transport are the chosen one's; without (the queue dispatcher), any
   // channel with a session slot, over TCP.
   std::optional<channel_ref> acquire(std::uint64_t lease_id, clock_type::time_point now,
-                                     std::optional<transport_request> want = std::nullopt);
+                                     std::optional<transport_request> want = std::nullopt,
+                                     const std::string& owner = {});
   // Whether any registered channel offers transport `t`.
   bool offers(transport t) const;
   // Takes back unconfirmed leases and removes silent workers; returns the ids of removed workers.
@@ -138,10 +144,13 @@ class channel_manager {
   struct held_lease {
     clock_type::time_point leased_at{};
     bool confirmed = false;  // its worker reported the session active
+    std::string owner;       // the source it was handed to ("" for the dispatcher, or unknown)
   };
   struct channel {
     channel_info info;
     std::map<std::uint64_t, held_lease> leases;  // not ended
+    // Ended by their source while the worker may still list them active: not counted again from reports.
+    std::set<std::uint64_t> ended_by_source;
     std::uint64_t lease_id = 0;        // the last lease the master handed out for it
     std::string lease_transport;       // ... and its transport
     clock_type::time_point leased_at{};  // ... and when

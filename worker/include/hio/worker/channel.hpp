@@ -92,7 +92,7 @@ class load_meter {
 class channel_handler final : public tuple_handler {
  public:
   channel_handler(std::string worker_id, std::uint32_t index, std::unique_ptr<processor> p,
-                  std::unique_ptr<record_sink> sink, free_notifier notify, std::uint32_t sessions = 8);
+                  std::unique_ptr<record_sink> sink, free_notifier notify, std::uint32_t sessions = 16);
 
   // Refuses with busy when 2 × `sessions` sessions are active, unavailable while draining, bad_token for
   // a lease already used here (leases are single-use).
@@ -152,7 +152,7 @@ struct channel_options {
   std::string secret;                                        // cluster secret the lease tokens are checked with
   std::uint64_t max_tuple_bytes = wire::default_max_tuple_bytes;  // larger tuples are refused
   std::chrono::milliseconds restart_delay{100};              // pause before restarting a failed run loop
-  std::uint32_t sessions = 8;                                // sessions offered to the master at once
+  std::uint32_t sessions = 16;                               // sessions offered to the master at once
   bool ucx = false;                                          // also listen with UCX (beside TCP, which stays on)
   std::uint16_t ucx_port = 0;                                // UCX listener port; 0: any free port
 };

@@ -28,7 +28,7 @@ struct controller_options {
   std::string worker_id;                                   // unique name, e.g. "<hostname>-<pid>"
   std::string host = "127.0.0.1";                          // address channels listen on and advertise
   std::uint32_t channels = 0;                              // 0: one per core
-  std::uint32_t channel_sessions = 8;                      // sessions each channel serves at once
+  std::uint32_t channel_sessions = 16;                     // sessions each channel serves at once
   std::string processor = "noop";                          // processor spec, see make_processor()
   std::chrono::milliseconds process_timeout{15000};        // exec/plugin: deadline for one tuple
   std::uint32_t process_retries = 2;                       // exec/plugin: more attempts after a crash/timeout
