@@ -83,7 +83,11 @@ bool channel_manager::heartbeat(const std::string& id, bool draining, const std:
 void channel_manager::release(const std::string& worker_id, std::uint32_t channel, std::uint64_t lease_id) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || channel >= it->second.channels.size()) return;
-  it->second.channels[channel].leases.erase(lease_id);
+  auto& c = it->second.channels[channel];
+  c.leases.erase(lease_id);
+  // A channel without sessions is not saturated (its worker reports the same once its next heartbeat
+  // comes): new sources need not wait for that heartbeat.
+  if (c.leases.empty()) c.report.saturated = false;
 }
 
 void channel_manager::release_ended(std::uint64_t lease_id, const std::string& owner) {

@@ -307,3 +307,16 @@ TEST_CASE("a source's next lease may end its last session at once, but nobody el
   cm.heartbeat("a", false, {r}, t0 + 200ms);
   CHECK(cm.credits() == 1);
 }
+
+TEST_CASE("a saturated channel whose last session ends takes sources again before its next heartbeat") {
+  channel_manager cm({});
+  cm.register_worker("a", "h", channels(1, 4), t0);
+  REQUIRE(cm.acquire(1, t0, hio::transport_request::tcp));
+  auto r = report(0, true, 1);
+  r.active = {1};
+  r.saturated = true;
+  cm.heartbeat("a", false, {r}, t0 + 100ms);
+  CHECK(cm.credits() == 0);
+  cm.release("a", 0, 1);
+  CHECK(cm.credits() == 4);
+}
