@@ -3,10 +3,10 @@
 #include <hio/common/log.hpp>
 
 #include "detail_listen.hpp"
+#include "detail_spawn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -128,7 +128,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         std::lock_guard lock(mutex_);
         open_.insert(stream);
       }
-      asio::co_spawn(stream->get_executor(), serve(stream), asio::detached);
+      asio::co_spawn(stream->get_executor(), serve(stream), detail::reported("http: connection"));
     }
   }
 
@@ -141,6 +141,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       auto ep = stream->socket().remote_endpoint(ec);
       if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
     }
+    const detail::on_exit close_stream([&] {
+      boost::system::error_code ignored;
+      stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream->socket().close(ignored);
+      std::lock_guard lock(mutex_);
+      open_.erase(stream);
+    });
     bool first = true;
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
@@ -188,11 +195,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       (void)wn;
       if (wec || !keep) break;
     }
-    boost::system::error_code ignored;
-    stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream->close();
-    std::lock_guard lock(mutex_);
-    open_.erase(stream);
   }
 
   void stop() {
@@ -211,7 +213,7 @@ result<std::unique_ptr<server>> server::start(asio::io_context& io, server_optio
   auto port = detail::listen(p->acceptor_, p->options_.host, p->options_.port);
   if (!port) return port.error();
   p->port_ = *port;
-  asio::co_spawn(io, p->accept_loop(), asio::detached);
+  asio::co_spawn(io, p->accept_loop(), detail::reported("http: accept loop"));
   return std::unique_ptr<server>(new server(std::move(p)));
 }
 

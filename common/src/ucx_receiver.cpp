@@ -9,14 +9,13 @@
 #include "ucx_common.hpp"
 #include "ucx_detail.hpp"
 
-#include <hio/common/clock.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/common/log.hpp>
+#include <hio/common/receiver_session.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <zstd.h>
 
 #include <arpa/inet.h>
 
@@ -28,7 +27,6 @@
 #include <memory>
 #include <utility>
 #include <vector>
-#include <optional>
 
 namespace hio {
 
@@ -55,11 +53,7 @@ struct ucx_conn {
   std::uint64_t next_seq = 0;
   std::uint64_t answer_seq = 0;
   steady::time_point deadline;
-  std::optional<lease_token> session;
-  std::uint64_t last_id = 0;
-  bool any_tuple = false;
-  std::size_t pending = 0;
-  std::uint64_t pending_bytes = 0;
+  std::unique_ptr<receiver_session> session;  // null once closed
   bool closed = false;     // the session is over; waiting for the endpoint to go
   bool peer_gone = false;  // UCX reported the endpoint failed
   std::string gone_reason;
@@ -101,14 +95,13 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   std::uint16_t port_ = 0;
   std::atomic<bool> stopped_{false};
   bool released_ = false;
-  std::atomic<std::uint64_t> sessions_{0}, tuples_{0}, bytes_{0}, rejected_{0};
+  receiver_stats stats_;
 
   // The channel's receive buffer: reused for every rendezvous payload, registered with UCX.
   std::byte* buffer_ = nullptr;
   std::size_t buffer_size_ = 0;
   ucp_mem_h memh_ = nullptr;
   ucx_conn* buffer_owner_ = nullptr;  // the connection whose receive is writing into it
-  std::vector<std::byte> decoded_;
 
   std::string address_;  // this worker's UCP address, hex
   std::map<ucp_ep_h, std::shared_ptr<ucx_conn>> conns_;
@@ -172,6 +165,10 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     tick();
   }
 
+  std::unique_ptr<receiver_session> new_session(const std::string& peer) {
+    return std::make_unique<receiver_session>(options_, handler_, stats_, peer);
+  }
+
   // ---- UCX callbacks: only record what happened ----
   static void on_connect(ucp_conn_request_h request, void* arg) {
     auto* self = static_cast<impl*>(arg);
@@ -196,6 +193,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       return;
     }
     c->deadline = steady::now() + self->options_.first_frame_timeout;
+    c->session = self->new_session(c->peer);
     self->conns_[c->ep] = std::move(c);
   }
 
@@ -228,6 +226,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     c->ep = param->reply_ep;
     c->peer = "UCX connection " + to_hex16(id) + " (by address)";
     c->deadline = steady::now() + self->options_.first_frame_timeout;
+    c->session = self->new_session(c->peer);
     self->by_id_[id] = c.get();
     self->greeting_.push_back(std::move(c));
     return UCS_OK;
@@ -315,7 +314,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
         if (c->closed || c->peer_gone || now < c->deadline) continue;
         if (c->recv_req != nullptr)
           spdlog::info("receiver {}: tuple from {} stalled past the transfer deadline", self->options_.target, c->peer);
-        else if (!c->session)
+        else if (!c->session->begun())
           spdlog::info("receiver {}: {} sent nothing within {} ms; closed", self->options_.target, c->peer,
                        self->options_.first_frame_timeout.count());
         else
@@ -389,7 +388,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       }
       auto next = c.inbox.find(c.next_seq);
       if (next == c.inbox.end()) {
-        if (c.pending > 0) flush(c);
+        if (c.session->has_pending()) flush(c);
         return;
       }
       if (next->second.rndv && buffer_owner_ != nullptr && buffer_owner_ != &c) return;  // an old receive ends first
@@ -407,51 +406,19 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   }
 
   void handle(ucx_conn& c, message& m) {
-    auto h = wire::decode(m.frame, options_.max_tuple_bytes);
-    if (!h) {
+    auto h = c.session->on_header(m.frame);
+    if (h && h->type == wire::frame_type::end) {
       release(m);
-      return fail(c, 0, static_cast<wire::error_code>(h.error().code), h.error().message);
-    }
-    if (h->type == wire::frame_type::end) {
-      release(m);
-      if (flush(c)) {
-        const auto e = wire::encode(wire::make_end());
-        send_answer(c, std::string(reinterpret_cast<const char*>(e.data()), e.size()));
-        close(c, true);
-      }
+      if (flush(c) && send_answer(c, receiver_session::end_frame())) close(c, true);
       return;
     }
-    if (h->type != wire::frame_type::data) {
-      release(m);
-      return fail(c, h->tuple_id, wire::error_code::bad_frame, "sources may send only DATA and END frames");
+    if (h) {
+      if (auto l = receiver_session::check_length(*h, m.length); !l) h = l.error();
     }
-    if (!c.session) {
-      if (auto v = verify_token(h->token, options_.secret, options_.target, unix_seconds()); !v) {
-        release(m);
-        return fail(c, h->tuple_id, wire::error_code::bad_token, v.error().message);
-      }
-      if (auto b = handler_.begin_session(h->token, c.peer); !b) {
-        release(m);
-        return fail(c, h->tuple_id, static_cast<wire::error_code>(b.error().code ? b.error().code : 9),
-                    b.error().message);
-      }
-      c.session = h->token;
-      ++sessions_;
-    } else if (!(h->token == *c.session)) {
+    if (!h) {
       release(m);
-      return fail(c, h->tuple_id, wire::error_code::bad_token, "a session must use one lease token");
+      return fail(c, h.error());
     }
-    if (!c.session->covers(h->tuple_id) || (c.any_tuple && h->tuple_id <= c.last_id)) {
-      release(m);
-      return fail(c, h->tuple_id, wire::error_code::bad_frame,
-                  "tuple id " + std::to_string(h->tuple_id) + " is outside the lease or not increasing");
-    }
-    if (m.length != h->metadata_length + h->payload_length) {
-      release(m);
-      return fail(c, h->tuple_id, wire::error_code::bad_frame, "message length differs from the frame's lengths");
-    }
-    c.last_id = h->tuple_id;
-    c.any_tuple = true;
     if (!m.rndv) {
       accept(c, *h, std::span<const std::byte>(static_cast<const std::byte*>(m.data), m.length));
       release(m);
@@ -460,7 +427,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     // Rendezvous: the payload comes straight into the channel's buffer.
     if (auto r = reserve(m.length); !r) {
       release(m);
-      return fail(c, h->tuple_id, wire::error_code::internal, r.error().message);
+      return fail(c, {h->tuple_id, wire::error_code::internal, r.error().message});
     }
     c.recv_header = *h;
     c.recv_op.done.store(false);
@@ -512,53 +479,21 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     buffer_size_ = 0;
   }
 
-  // A verified, whole message: checks and hands the tuple to the handler.
+  // A whole message: the session checks it and hands the tuple to the handler.
   void accept(ucx_conn& c, const wire::frame_header& h, std::span<const std::byte> bytes) {
-    const std::string_view metadata(reinterpret_cast<const char*>(bytes.data()), h.metadata_length);
-    const auto payload = bytes.subspan(h.metadata_length);
-    std::span<const std::byte> tuple = payload;
-    if (h.payload_codec == wire::codec::zstd) {
-      const auto size = ZSTD_getFrameContentSize(payload.data(), payload.size());
-      if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > options_.max_tuple_bytes)
-        return fail(c, h.tuple_id, wire::error_code::bad_codec,
-                    "zstd payload without a valid content size, or over the maximum tuple size");
-      decoded_.resize(size);
-      const auto got = ZSTD_decompress(decoded_.data(), decoded_.size(), payload.data(), payload.size());
-      if (ZSTD_isError(got) || got != size)
-        return fail(c, h.tuple_id, wire::error_code::bad_codec, "zstd payload does not decode");
-      tuple = decoded_;
-    }
-    if (const auto sum = xxh3_64(tuple); sum != h.xxh3)
-      return fail(c, h.tuple_id, wire::error_code::checksum,
-                  "XXH3-64 of tuple " + std::to_string(h.tuple_id) + " is " + to_hex16(sum) + ", the header says " +
-                      to_hex16(h.xxh3));
-    received_tuple t{h.tuple_id, h.xxh3, metadata, tuple, h.payload_length};
-    if (auto r = handler_.on_tuple(*c.session, t); !r)
-      return fail(c, h.tuple_id, static_cast<wire::error_code>(r.error().code ? r.error().code : 9), r.error().message);
-    ++tuples_;
-    bytes_ += tuple.size();
-    ++c.pending;
-    c.pending_bytes += tuple.size();
+    auto due = c.session->on_body(h, bytes);
+    if (!due) return fail(c, due.error());
     c.deadline = steady::now() + options_.idle_timeout;
-    if (c.pending >= options_.max_batch_tuples || c.pending_bytes >= options_.max_batch_bytes) flush(c);
+    if (*due) flush(c);
   }
 
   // Makes the pending tuples durable and sends their acks. False when the session failed.
   bool flush(ucx_conn& c) {
-    if (c.pending == 0) return true;
-    auto acks = handler_.flush(*c.session);
-    c.pending = 0;
-    c.pending_bytes = 0;
-    if (!acks) {
-      fail(c, c.last_id, static_cast<wire::error_code>(acks.error().code ? acks.error().code : 9),
-           acks.error().message);
-      return false;
-    }
+    if (!c.session->has_pending()) return true;
     std::string out;
-    for (const auto& a : *acks) {
-      const auto h = wire::encode(wire::make_ack(a.tuple_id, a.status, a.reason.size()));
-      out.append(reinterpret_cast<const char*>(h.data()), h.size());
-      out += a.reason;
+    if (auto r = c.session->flush(out); !r) {
+      fail(c, r.error());
+      return false;
     }
     c.deadline = steady::now() + options_.idle_timeout;
     return send_answer(c, std::move(out));
@@ -592,13 +527,8 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     return true;
   }
 
-  void fail(ucx_conn& c, std::uint64_t id, wire::error_code code, const std::string& message) {
-    ++rejected_;
-    spdlog::info("receiver {}: {} from {}: {}", options_.target, wire::to_string(code), c.peer, message);
-    const auto h = wire::encode(wire::make_error(id, code, message.size()));
-    std::string frame(reinterpret_cast<const char*>(h.data()), h.size());
-    frame += message;
-    send_answer(c, std::move(frame));
+  void fail(ucx_conn& c, const session_fault& f) {
+    send_answer(c, c.session->reject(f));
     close(c, false);
   }
 
@@ -609,7 +539,8 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     c.closed = true;
     for (auto& [seq, m] : c.inbox) release(m);
     c.inbox.clear();
-    if (c.session) handler_.end_session(*c.session, clean);
+    if (clean) c.session->finish();
+    c.session.reset();  // ends the handler's session
     if (c.ep != nullptr) {
       ucp_request_param_t rp{};
       if (c.peer_gone || stopped_ || c.recv_req != nullptr) {
@@ -692,7 +623,7 @@ void ucx_receiver::stop() {
 }
 
 receiver_counters ucx_receiver::counters() const {
-  return {impl_->sessions_.load(), impl_->tuples_.load(), impl_->bytes_.load(), impl_->rejected_.load()};
+  return impl_->stats_.snapshot();
 }
 
 }  // namespace hio

@@ -170,7 +170,7 @@ TEST_CASE("one gathered batch of small and large frames arrives intact and is an
     if (i % 50 == 7) size = 3 << 20;
     if (i == 100) size = 0;
     payloads.push_back(random_bytes(size, rng));
-    metadata.push_back(i == 100 ? std::string(300000, 'm') : R"({"source":"b"})");
+    metadata.push_back(i == 100 ? R"({"blob":")" + std::string(300000, 'm') + "\"}" : R"({"source":"b"})");
     sent[first + i] = xxh3_64(payloads.back());
     sent_meta[first + i] = xxh3_64(std::as_bytes(std::span(metadata.back())));
   }

@@ -1,0 +1,111 @@
+#pragma once
+// The rules of one data-path session, apart from any transport: the TCP receiver and the UCX receiver
+// move bytes and keep deadlines; this class decides what the bytes mean. It checks each frame header
+// (magic, version, lengths, the lease token on the first DATA frame and the same token after it, tuple
+// ids within the lease and increasing), each body (its length, zstd decoding within the maximum tuple
+// size, XXH3-64, metadata a JSON object of bounded depth), hands verified tuples to the tuple_handler, batches them, and encodes the ACK, ERROR
+// and END answers. A handler that throws is a fault like any other (`internal`), never an exception
+// through the transport's loop.
+//
+// Not thread-safe: one session is driven by one transport connection on one thread.
+
+#include <hio/common/error.hpp>
+#include <hio/common/receiver.hpp>
+#include <hio/common/token.hpp>
+#include <hio/common/wire.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hio {
+
+// Why a session ends with an ERROR frame: the transport sends reject(fault) and closes.
+struct session_fault {
+  // Not an aggregate: result<bool, session_fault> must not see a bool as convertible to a fault.
+  session_fault() = default;
+  session_fault(std::uint64_t id, wire::error_code c, std::string m)
+      : tuple_id(id), code(c), message(std::move(m)) {}
+
+  std::uint64_t tuple_id = 0;
+  wire::error_code code = wire::error_code::internal;
+  std::string message;
+};
+
+// Thrown only by session_result<T>::value() on a fault; the receivers check has_value() and never see it.
+[[noreturn]] inline void throw_exception_from_error(const session_fault& f, const boost::source_location&) {
+  throw error_exception(error(static_cast<int>(f.code), f.message));
+}
+
+template <class T>
+using session_result = boost::system::result<T, session_fault>;
+
+// A receiver's counters, shared by its sessions (read from any thread).
+struct receiver_stats {
+  std::atomic<std::uint64_t> sessions{0}, tuples{0}, bytes{0}, rejected{0};
+  receiver_counters snapshot() const { return {sessions.load(), tuples.load(), bytes.load(), rejected.load()}; }
+};
+
+class receiver_session {
+ public:
+  receiver_session(const receiver_options& options, tuple_handler& handler, receiver_stats& stats,
+                   std::string peer);
+  // Ends the handler's session if one began: clean only after finish().
+  ~receiver_session();
+  receiver_session(const receiver_session&) = delete;
+  receiver_session& operator=(const receiver_session&) = delete;
+
+  // A frame header as it arrived. DATA: accepted, its body (metadata_length + payload_length bytes) is
+  // to be read and given to on_body. END: the transport flushes, sends end_frame() and calls finish().
+  session_result<wire::frame_header> on_header(std::span<const std::byte, wire::header_size> bytes);
+
+  // Whether a body of `length` bytes is the one `h` declares: a transport that learns a message's length
+  // before taking its bytes (UCX rendezvous) checks it first.
+  static session_result<void> check_length(const wire::frame_header& h, std::uint64_t length);
+
+  // The body of the DATA frame on_header accepted last, as it travelled: metadata, then payload.
+  // Metadata that check_metadata refuses fails that tuple alone (a FAILED ack with the reason). True when the batch is full and the transport should flush now.
+  session_result<bool> on_body(const wire::frame_header& h, std::span<const std::byte> body);
+
+  // Makes the tuples handed over since the last flush durable and appends their ACK frames to `out`.
+  session_result<void> flush(std::string& out);
+  bool has_pending() const noexcept { return pending_ > 0; }
+
+  // Counts and logs the fault; returns the ERROR frame to send before closing.
+  std::string reject(const session_fault& f);
+  static std::string end_frame();
+  // The END answer went out: the session ends clean.
+  void finish() noexcept { clean_ = true; }
+
+  bool begun() const noexcept { return lease_.has_value(); }
+  bool any_tuple() const noexcept { return any_tuple_; }
+  std::uint64_t last_id() const noexcept { return last_id_; }
+  const std::string& peer() const noexcept { return peer_; }
+
+ private:
+  const receiver_options& options_;
+  tuple_handler& handler_;
+  receiver_stats& stats_;
+  std::string peer_;
+  std::optional<lease_token> lease_;
+  std::uint64_t last_id_ = 0;
+  bool any_tuple_ = false;
+  bool clean_ = false;
+  std::size_t pending_ = 0;   // tuples since the last flush, refused ones included
+  std::size_t handed_ = 0;    // ... of which the handler has
+  std::uint64_t pending_bytes_ = 0;
+  std::vector<ack> refused_;  // FAILED acks of tuples refused here since the last flush
+  std::vector<std::byte> decoded_;  // zstd payloads decode here (reused)
+};
+
+// The fault for an error a handler returned: its code when it is a wire code, else `internal`.
+session_fault fault_from(const error& e, std::uint64_t tuple_id);
+
+}  // namespace hio

@@ -1,0 +1,55 @@
+#include <hio/common/json.hpp>
+
+#include <string>
+
+namespace hio {
+
+std::size_t json_depth(std::string_view text, std::size_t limit) noexcept {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '[':
+      case '{':
+        if (++depth > deepest) {
+          deepest = depth;
+          if (deepest > limit) return limit + 1;
+        }
+        break;
+      case ']':
+      case '}':
+        if (depth > 0) --depth;  // unbalanced: the parser says so
+        break;
+      default: break;
+    }
+  }
+  return deepest;
+}
+
+result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t max_depth) {
+  if (json_depth(text, max_depth) > max_depth)
+    return make_error(0, "JSON nests deeper than " + std::to_string(max_depth) + " levels");
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return make_error(0, "not valid JSON");
+  return j;
+}
+
+result<void> check_metadata(std::string_view metadata) {
+  if (metadata.empty()) return {};
+  if (json_depth(metadata) > max_json_depth)
+    return make_error(0, "metadata nests deeper than " + std::to_string(max_json_depth) + " levels");
+  // SAX-style validation: no document is built.
+  if (!nlohmann::json::accept(metadata)) return make_error(0, "metadata is not valid JSON");
+  const auto first = metadata.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || metadata[first] != '{') return make_error(0, "metadata is not a JSON object");
+  return {};
+}
+
+}  // namespace hio

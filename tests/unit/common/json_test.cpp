@@ -1,0 +1,41 @@
+#include <hio/common/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace hio;
+
+TEST_CASE("json_depth counts brackets outside strings and stops past the limit") {
+  CHECK(json_depth("") == 0);
+  CHECK(json_depth("17") == 0);
+  CHECK(json_depth("{}") == 1);
+  CHECK(json_depth(R"({"a":[1,{"b":[]}]})") == 4);
+  CHECK(json_depth(R"({"a":"[[[[{{{{"})") == 1);
+  CHECK(json_depth(R"({"a":"\"[[[["})") == 1);        // an escaped quote does not end the string
+  CHECK(json_depth(R"({"a":"\\",  "b":[[]]})") == 3);  // an escaped backslash does
+  CHECK(json_depth("]]]][") == 1);                      // unbalanced: left to the parser
+  const std::string bomb(10'000'000, '[');
+  CHECK(json_depth(bomb, 64) == 65);
+}
+
+TEST_CASE("parse_untrusted_json refuses deep and malformed text before building a document") {
+  std::string ok = std::string(64, '[') + std::string(64, ']');
+  CHECK(parse_untrusted_json(ok).has_value());
+  std::string deep = std::string(65, '[') + std::string(65, ']');
+  auto r = parse_untrusted_json(deep);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.find("deeper than 64") != std::string::npos);
+  CHECK_FALSE(parse_untrusted_json("{\"a\":").has_value());
+  CHECK(parse_untrusted_json(R"({"source":"s"})").value()["source"] == "s");
+  CHECK(parse_untrusted_json("[[1]]", 1).has_value() == false);
+}
+
+TEST_CASE("check_metadata accepts empty or a JSON object") {
+  CHECK(check_metadata("").has_value());
+  CHECK(check_metadata(R"( {"source":"sim-1","p":[1,2]} )").has_value());
+  CHECK_FALSE(check_metadata("[1]").has_value());
+  CHECK_FALSE(check_metadata("\"text\"").has_value());
+  CHECK_FALSE(check_metadata("not json").has_value());
+  CHECK_FALSE(check_metadata("{\"a\":" + std::string(200000, '[') + "}").has_value());
+}
