@@ -1,5 +1,6 @@
 // `hio bench`: load generators for the figures in experiments/: tuples end to end through the real
 // connector, and raw lease requests against the master.
+#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
 #include <hio/connector/client.hpp>
@@ -119,7 +120,7 @@ int bench_tuples(const bench_options& o) {
     drained = false;
     while (!drained && steady::now() - start < std::chrono::minutes(10)) {
       if (auto r = m.get("/v1/status"); r && r->status == 200) {
-        const auto st = nlohmann::json::parse(r->body, nullptr, false);
+        const auto st = hio::parse_json_or_discarded(r->body);
         if (!st.is_discarded() && st.contains("queue") && st["queue"].value("length", 1) == 0) drained = true;
       }
       if (!drained) std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -1,4 +1,5 @@
 // `hio knowledge`: the latest knowledge hio-discovery published, as a table of clusters or as JSON.
+#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
 
@@ -61,7 +62,7 @@ int knowledge(const knowledge_options& o) {
     std::cerr << "hio knowledge: the repository answered " << r->status << ": " << r->body << "\n";
     return 1;
   }
-  auto doc = json::parse(r->body, nullptr, false);
+  auto doc = hio::parse_json_or_discarded(r->body);
   if (doc.is_discarded()) {
     std::cerr << "hio knowledge: the repository sent invalid JSON\n";
     return 1;

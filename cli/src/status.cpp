@@ -1,4 +1,5 @@
 // `hio status` and `hio features`: read a running cluster.
+#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
 
@@ -42,7 +43,12 @@ int status(const status_options& o) {
     std::cout << r->body;
     return 0;
   }
-  const json s = json::parse(r->body);
+  const json s = hio::parse_json_or_discarded(r->body);
+  if (!s.is_object()) {
+    std::fprintf(stderr, "hio status: the master's answer is not a JSON object of at most %zu levels\n",
+                 hio::max_json_depth);
+    return 1;
+  }
   const auto& q = s["queue"];
   const auto& n = s["counters"];
   std::printf("master %s   up %.0f s\n", o.master.c_str(), s.value("uptime_s", 0.0));
@@ -93,7 +99,12 @@ int features(const features_options& o) {
       start = end + 1;
       if (line.empty()) continue;
       ++lines;
-      const json j = json::parse(line);
+      const json j = hio::parse_json_or_discarded(line);
+      if (!j.is_object()) {
+        std::fprintf(stderr, "hio features: skipped a record that is not a JSON object of at most %zu levels\n",
+                     hio::max_json_depth);
+        continue;
+      }
       after = j.value("cursor", after);
       if (o.format == "csv") {
         if (!header) {

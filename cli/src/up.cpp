@@ -1,5 +1,6 @@
 // `hio up`: a local cluster of real processes (repository, master, workers, discovery) that stops cleanly on
 // Ctrl-C/SIGTERM and restarts any of them that dies.
+#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
 #include <hio/common/log.hpp>
@@ -211,7 +212,7 @@ int up(const up_options& o) {
   for (;;) {
     auto r = mc.get("/v1/status");
     if (r && r->status == 200) {
-      auto s = nlohmann::json::parse(r->body, nullptr, false);
+      auto s = hio::parse_json_or_discarded(r->body);
       if (!s.is_discarded() && s["workers"].size() >= expected_workers) {
         channels = s["channels"].value("total", 0u);
         break;

@@ -41,6 +41,11 @@ result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t m
   return j;
 }
 
+nlohmann::json parse_json_or_discarded(std::string_view text, std::size_t max_depth) {
+  if (json_depth(text, max_depth) > max_depth) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
 result<void> check_metadata(std::string_view metadata) {
   if (metadata.empty()) return {};
   if (json_depth(metadata) > max_json_depth)

@@ -1,3 +1,4 @@
+#include <hio/common/json.hpp>
 #include <hio/connector/client.hpp>
 
 #include "lease.hpp"
@@ -196,6 +197,8 @@ client::impl::impl(client_options o) : opt(std::move(o)) {
 
 result<std::shared_ptr<const std::string>> client::impl::make_metadata(std::string_view user) const {
   if (user.empty()) return metadata_prefix_;
+  if (json_depth(user) > max_json_depth)
+    return fail(errc::invalid_argument, "metadata nests deeper than " + std::to_string(max_json_depth) + " levels");
   auto j = nlohmann::ordered_json::parse(user, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return fail(errc::invalid_argument, "metadata must be a JSON object");

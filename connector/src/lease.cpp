@@ -1,5 +1,6 @@
 #include "lease.hpp"
 
+#include <hio/common/json.hpp>
 #include <hio/connector/client.hpp>
 
 #include <nlohmann/json.hpp>
@@ -60,7 +61,7 @@ std::string retry_lease_body(std::string_view source, std::uint64_t first, std::
 }
 
 result<lease> parse_lease(std::string_view body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto j = hio::parse_json_or_discarded(body);
   if (j.is_discarded() || !j.is_object()) return fail(errc::bad_lease, "lease answer is not a JSON object");
   lease l;
   try {
@@ -111,7 +112,7 @@ std::optional<std::chrono::milliseconds> retry_after(const http::response& r) {
 }
 
 std::string error_message(std::string_view body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto j = hio::parse_json_or_discarded(body);
   if (!j.is_discarded() && j.is_object() && j.contains("error")) {
     const auto& e = j["error"];
     return e.is_string() ? e.get<std::string>() : e.dump();

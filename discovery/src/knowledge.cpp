@@ -1,3 +1,4 @@
+#include <hio/common/json.hpp>
 #include <hio/discovery/knowledge.hpp>
 
 #include <hio/discovery/clusters.hpp>
@@ -45,7 +46,7 @@ json linkage_json(const linkage_matrix& z) {
 
 std::string parameter_point_key(const std::string& metadata, std::uint64_t tuple_id) {
   if (!metadata.empty()) {
-    auto m = json::parse(metadata, nullptr, false);
+    auto m = hio::parse_json_or_discarded(metadata);
     if (!m.is_discarded() && m.is_object()) {
       if (auto it = m.find("params"); it != m.end() && it->is_object()) {
         return it->dump(-1, ' ', false, json::error_handler_t::replace);  // nlohmann sorts object keys
@@ -103,7 +104,7 @@ result<json> make_knowledge(feature_table table, const knowledge_options& option
   std::vector<json> params(n);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& key = p->points[i];
-    if (!key.starts_with('#')) params[i] = json::parse(key, nullptr, false);
+    if (!key.starts_with('#')) params[i] = hio::parse_json_or_discarded(key);
     if (params[i].is_discarded()) params[i] = nullptr;
     json ids = json::array();
     for (auto id : p->row_ids(i)) {

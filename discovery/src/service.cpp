@@ -1,3 +1,4 @@
+#include <hio/common/json.hpp>
 #include <hio/discovery/service.hpp>
 
 #include <hio/common/hash.hpp>
@@ -259,7 +260,7 @@ result<tick_report> discovery_service::tick() {
     return make_error(502, "repository refused the knowledge (" + std::to_string(r->status) + "): " +
                                r->body.substr(0, 300));
   }
-  auto answer = json::parse(r->body, nullptr, false);
+  auto answer = hio::parse_json_or_discarded(r->body);
   if (!answer.is_discarded()) report.version = answer.value("version", std::uint64_t{0});
   s.published = true;
   return report;

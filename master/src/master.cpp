@@ -2,6 +2,7 @@
 #include <hio/common/connection.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/common/id_generator.hpp>
+#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/receiver.hpp>
 #include <hio/common/token.hpp>
@@ -120,6 +121,14 @@ json transports_of(const channel_info& c) {
 }
 
 std::string json_error_text(const json::exception& e) { return std::string("invalid JSON body: ") + e.what(); }
+
+// A REST body from outside, depth-checked before it is parsed (an empty body is {}).
+result<json> parse_body(const http::request& r) {
+  if (r.body.empty()) return json::object();
+  auto j = parse_untrusted_json(r.body);
+  if (!j) return make_error(400, "invalid JSON body: " + j.error().message);
+  return j;
+}
 
 }  // namespace
 
@@ -240,7 +249,9 @@ struct master::impl {
   http::response lease(const http::request& r) {
     if (!opt.source_token.empty() && r.bearer() != opt.source_token)
       return http::error_response(401, "this master needs a source token: Authorization: Bearer <token>");
-    json body = r.body.empty() ? json::object() : json::parse(r.body);
+    auto parsed = parse_body(r);
+    if (!parsed) return http::error_response(400, parsed.error().message);
+    json body = std::move(*parsed);
     if (!body.is_object()) return http::error_response(400, "body must be a JSON object");
     std::uint64_t first = 0;
     std::uint32_t count = 1;
@@ -349,7 +360,9 @@ struct master::impl {
     if (r.path == "/v1/workers") {
       if (r.method == "GET") return http::json_response(status()["workers"].dump());
       if (r.method != "POST") return http::error_response(405, "use POST /v1/workers to register");
-      const json b = json::parse(r.body);
+      const auto parsed = parse_body(r);
+      if (!parsed) return http::error_response(400, parsed.error().message);
+      const json& b = *parsed;
       if (!b.is_object() || !b.contains("id") || !b["id"].is_string() || !b.contains("channels") ||
           !b["channels"].is_array())
         return http::error_response(400, R"(registration needs {"id": ..., "host": ..., "channels": [...]})");
@@ -414,7 +427,9 @@ struct master::impl {
       return http::json_response(R"({"ok":true})");
     }
     if (r.method != "POST") return http::error_response(405, "use POST");
-    const json b = r.body.empty() ? json::object() : json::parse(r.body);
+    const auto parsed = parse_body(r);
+    if (!parsed) return http::error_response(400, parsed.error().message);
+    const json& b = *parsed;
     if (verb == "heartbeat") {
       std::vector<channel_report> reports;
       for (const auto& c : b.value("channels", json::array())) {

@@ -6,6 +6,7 @@
 // register under their pod names. Scale-in: the master has drained the highest-ordinal worker (see
 // choose_scale_in); PATCH spec.replicas down to that ordinal. The pod then gets SIGTERM, which makes the
 // worker finish what it holds and deregister within the pod's terminationGracePeriodSeconds.
+#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 #include <hio/master/kubernetes.hpp>
 #include <hio/master/provisioner.hpp>
@@ -32,7 +33,7 @@ std::string replicas_patch(int replicas) {
 }
 
 result<scale> parse_scale(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, false);
+  const auto j = hio::parse_json_or_discarded(body);
   if (j.is_discarded() || !j.is_object()) return make_error(0, "the API server's answer is not a JSON object");
   if (j.value("kind", "") != "Scale" || j.value("apiVersion", "") != "autoscaling/v1")
     return make_error(0, "expected a Scale (autoscaling/v1), got kind '" + j.value("kind", "") + "' apiVersion '" +
@@ -53,7 +54,7 @@ result<scale> parse_scale(std::string_view body) {
 }
 
 std::string status_message(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, false);
+  const auto j = hio::parse_json_or_discarded(body);
   if (j.is_discarded() || !j.is_object() || j.value("kind", "") != "Status") return {};
   return j.value("message", "");
 }

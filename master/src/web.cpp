@@ -1,5 +1,6 @@
 #include "web.hpp"
 
+#include <hio/common/json.hpp>
 #include <hio/dashboard/dashboard.hpp>
 
 #include <string_view>
@@ -82,7 +83,7 @@ http::response repository_reader::failures() {
   http::client c(url_.empty() ? "http://127.0.0.1:1" : url_, {}, timeout);
   http::response res;
   if (!fetch(c, "/v1/counts", res, true)) return res;
-  json counts = json::parse(res.body, nullptr, false);
+  json counts = hio::parse_json_or_discarded(res.body);
   if (!counts.is_object()) return http::error_response(502, "repository " + url_ + ": /v1/counts is not a JSON object");
   if (!started_) {
     // Cursors number the stored records 1, 2, ...: start a window before the end.
@@ -101,7 +102,7 @@ http::response repository_reader::failures() {
       body = nl == std::string_view::npos ? std::string_view{} : body.substr(nl + 1);
       if (line.empty()) continue;
       ++lines;
-      const json rec = json::parse(line, nullptr, false);
+      const json rec = hio::parse_json_or_discarded(line);
       if (!rec.is_object()) continue;
       cursor_ = std::max(cursor_, rec.value("cursor", cursor_));
       if (rec.value("status", "") != "failed") continue;

@@ -1,3 +1,4 @@
+#include <hio/common/json.hpp>
 #include <hio/repository/service.hpp>
 
 #include <hio/common/hash.hpp>
@@ -91,7 +92,7 @@ class service {
     if (!options_.secret.empty() && !same_secret(req.bearer(), options_.secret)) {
       return http::error_response(401, "POST /v1/knowledge needs 'Authorization: Bearer <cluster secret>'");
     }
-    auto doc = json::parse(req.body, nullptr, false);
+    auto doc = hio::parse_json_or_discarded(req.body);
     if (doc.is_discarded() || !doc.is_object()) {
       return http::error_response(400, "body must be one knowledge document: a JSON object");
     }
@@ -149,7 +150,7 @@ class service {
     if (!entries) return http::error_response(500, entries.error().message);
     json out = json::array();
     for (const auto& e : *entries) {
-      auto summary = json::parse(e.summary, nullptr, false);
+      auto summary = hio::parse_json_or_discarded(e.summary);
       out.push_back(json{{"version", e.version},
                          {"stored_at_ms", e.stored_at_ms},
                          {"summary", summary.is_discarded() ? json(nullptr) : std::move(summary)}});
@@ -262,7 +263,7 @@ double float_as_printed(float v) {
 json record_to_json(const feature_record& r) {
   json metadata = nullptr;
   if (!r.metadata.empty()) {
-    metadata = json::parse(r.metadata, nullptr, false);
+    metadata = hio::parse_json_or_discarded(r.metadata);
     if (metadata.is_discarded()) metadata = nullptr;
   }
   json features = json::object();

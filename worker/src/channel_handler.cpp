@@ -1,3 +1,4 @@
+#include <hio/common/json.hpp>
 #include <hio/worker/channel.hpp>
 
 #include <hio/common/clock.hpp>
@@ -28,7 +29,7 @@ result<std::vector<feature>> run_processor(processor& p, const received_tuple& t
 
 std::string source_of(std::string_view metadata) {
   if (metadata.empty()) return {};
-  const auto json = nlohmann::json::parse(metadata, nullptr, /*allow_exceptions=*/false);
+  const auto json = hio::parse_json_or_discarded(metadata);
   if (json.is_discarded() || !json.is_object()) return {};
   const auto it = json.find("source");
   if (it == json.end() || !it->is_string()) return {};

@@ -1,5 +1,6 @@
 #include "features_processor.hpp"
 
+#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 #include <hio/features/features.hpp>
 #include <hio/features/gpu.hpp>
@@ -15,7 +16,7 @@ namespace {
 // Species names from the tuple's metadata ({"species": ["mRNA", "protein"]}); none when absent or malformed.
 std::vector<std::string> species_names(std::string_view metadata) {
   if (metadata.empty()) return {};
-  auto j = nlohmann::json::parse(metadata, nullptr, false);
+  auto j = hio::parse_json_or_discarded(metadata);
   if (j.is_discarded() || !j.is_object() || !j.contains("species") || !j["species"].is_array()) return {};
   std::vector<std::string> names;
   for (const auto& s : j["species"]) {

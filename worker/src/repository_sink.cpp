@@ -1,3 +1,4 @@
+#include <hio/common/json.hpp>
 #include <hio/worker/record_sink.hpp>
 
 #include <hio/common/http.hpp>
@@ -73,7 +74,7 @@ class repository_sink final : public record_sink {
   }
 
   void check_counts(const std::string& body, std::size_t sent) {
-    const auto json = nlohmann::json::parse(body, nullptr, false);
+    const auto json = hio::parse_json_or_discarded(body);
     if (json.is_discarded() || !json.is_object()) {
       spdlog::warn("repository {}: unexpected answer to POST /v1/records: {}", options_.url, body.substr(0, 200));
       return;

@@ -24,6 +24,10 @@ std::size_t json_depth(std::string_view text, std::size_t limit = max_json_depth
 // message says which ("nests deeper than 64 levels", "not valid JSON").
 result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t max_depth = max_json_depth);
 
+// As nlohmann::json::parse(text, nullptr, false), depth-checked: a discarded value when `text` is not
+// valid JSON or nests deeper than `max_depth`. For call sites that already handle is_discarded().
+nlohmann::json parse_json_or_discarded(std::string_view text, std::size_t max_depth = max_json_depth);
+
 // Tuple metadata as the edge accepts it: empty, or a JSON object nesting at most max_json_depth.
 // The error says why (code 0).
 result<void> check_metadata(std::string_view metadata);

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Hostile input against a real cluster: JSON nesting bombs in tuple metadata and in REST bodies.
+
+Each attack must get a clear answer (a FAILED ack with the reason, or a 400), must not stop the cluster
+serving honest sources, and must leave nothing downstream (repository, /v1/failures, /v1/features) that a
+reader could choke on.
+"""
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bad_input_test import HEADER, answer, frame  # noqa: E402
+from cluster import Cluster, check_exactly_once, get_json, hio_stream, http, random_files, xxh3_of  # noqa: E402
+from runner import run  # noqa: E402
+
+# 300,000 levels in 600 KB: under the 1 MiB metadata limit, far past what a recursive printer survives.
+DEEP = b'{"a":' + b"[" * 300000 + b"]" * 300000 + b"}"
+
+
+def empty_xxh3():
+    with tempfile.NamedTemporaryFile() as f:
+        return int(xxh3_of([f.name])[0], 16)
+
+
+def answers(sock, n):
+    got = []
+    for _ in range(n):
+        a = answer(sock)
+        assert a is not None, f"the receiver closed after {got}"
+        got.append(a)
+    return got
+
+
+def test_deeply_nested_metadata_fails_its_tuple_and_the_cluster_carries_on():
+    c = Cluster(workers=1, channels=2, processor="noop")
+    try:
+        status, body = http("POST", c.master_url + "/v1/streams", {"source": "attacker", "count": 3})
+        assert status == 200, body
+        lease = json.loads(body)
+        first, token, xxh = lease["first_id"], bytes.fromhex(lease["token"]), empty_xxh3()
+        with socket.create_connection((lease["host"], lease["port"])) as s:
+            s.sendall(frame(first, token, meta=DEEP, xxh3=xxh))
+            s.sendall(frame(first + 1, token, meta=b"[1,2,3]", xxh3=xxh))
+            s.sendall(frame(first + 2, token, meta=b'{"source":"attacker","honest":true}', xxh3=xxh))
+            s.sendall(HEADER.pack(0x464F4948, 1, 4, 0, b"\0" * 40, 0, 0, 0, 0, 0))  # END
+            got = answers(s, 4)
+        # ACK (type 2) failed (1) with the reason, twice, then stored (0); then END (4).
+        assert [(t, f) for t, f, _ in got] == [(2, 1), (2, 1), (2, 0), (4, 0)], got
+        assert "deeper than 64 levels" in got[0][2], got[0]
+        assert "not a JSON object" in got[1][2], got[1]
+        print(f"  refused: {got[0][2]!r}; {got[1][2]!r}")
+
+        # The cluster carries on: an honest stream is stored exactly once.
+        with tempfile.TemporaryDirectory() as tmp:
+            files = random_files(tmp, 40, 1024, 256 << 10, seed=5)
+            out = hio_stream(c.master_url, sorted(files), "honest")
+            assert out.returncode == 0, out.stdout + out.stderr
+            c.wait_drained()
+            problems = check_exactly_once(c.records(), files)
+            assert not problems, "\n".join(problems[:20])
+
+        # Nothing of the refused tuples is stored; the honest one of the attacker's is; readers work.
+        assert http("GET", f"{c.repository_url}/v1/tuples/{first}")[0] == 404
+        assert http("GET", f"{c.repository_url}/v1/tuples/{first + 1}")[0] == 404
+        assert get_json(f"{c.repository_url}/v1/tuples/{first + 2}")["metadata"]["honest"] is True
+        assert http("GET", c.repository_url + "/v1/counts")[0] == 200
+        assert http("GET", c.repository_url + "/v1/features?limit=1000")[0] == 200
+        assert get_json(c.master_url + "/v1/status")["workers"], "the worker is gone"
+    finally:
+        c.close()
+
+
+def test_a_rest_nesting_bomb_is_refused_at_once_and_workers_stay():
+    c = Cluster(workers=1, channels=2, processor="noop")
+    try:
+        bomb = b"[" * (48 << 20)
+        results = []
+
+        def post():
+            t0 = time.time()
+            status, body = http("POST", c.master_url + "/v1/streams", bomb, {"Content-Type": "application/json"},
+                                timeout=60)
+            results.append((status, body, time.time() - t0))
+
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for status, body, seconds in results:
+            assert status == 400, (status, body[:200])
+            assert "deeper than 64" in json.loads(body)["error"], body[:200]
+        print(f"  two 48 MiB bombs answered 400 in {max(r[2] for r in results):.2f} s")
+        # Heartbeats went on: the worker is still registered, and leases are still given.
+        time.sleep(1.5)
+        s = get_json(c.master_url + "/v1/status")
+        assert len(s["workers"]) == 1, s["workers"]
+        status, body = http("POST", c.master_url + "/v1/streams", {"source": "after", "count": 1})
+        assert status == 200, body
+    finally:
+        c.close()
+
+
+if __name__ == "__main__":
+    run(globals())
