@@ -196,31 +196,24 @@ TEST_CASE("receiver_session: bodies are checked: length, checksum, zstd") {
     CHECK(r.error().code == wire::error_code::checksum);
     CHECK(fx.handler.tuples.empty());
   }
+  // 10,000 bytes of 'z' as one zstd frame, and the header that announces it.
+  const std::string plain(10000, 'z');
+  std::vector<std::byte> packed(ZSTD_compressBound(plain.size()));
+  packed.resize(ZSTD_compress(packed.data(), packed.size(), plain.data(), plain.size(), 1));
+  wire::frame_header zh;
+  zh.tuple_id = 100;
+  zh.token = fx.token;
+  zh.payload_length = packed.size();
+  zh.payload_codec = wire::codec::zstd;
+  zh.xxh3 = xxh3_64(std::as_bytes(std::span(plain)));
   SUBCASE("zstd decodes to the checksummed bytes") {
-    const std::string plain(10000, 'z');
-    std::vector<std::byte> packed(ZSTD_compressBound(plain.size()));
-    packed.resize(ZSTD_compress(packed.data(), packed.size(), plain.data(), plain.size(), 1));
-    wire::frame_header h;
-    h.tuple_id = 100;
-    h.token = fx.token;
-    h.payload_length = packed.size();
-    h.payload_codec = wire::codec::zstd;
-    h.xxh3 = xxh3_64(std::as_bytes(std::span(plain)));
-    auto accepted = s.on_header(wire::encode(h)).value();
+    auto accepted = s.on_header(wire::encode(zh)).value();
     REQUIRE(s.on_body(accepted, packed).has_value());
     CHECK(fx.stats.bytes == plain.size());
   }
   SUBCASE("zstd over the maximum tuple size is refused before it is decoded") {
     fx.options.max_tuple_bytes = 1000;
-    const std::string plain(10000, 'z');
-    std::vector<std::byte> packed(ZSTD_compressBound(plain.size()));
-    packed.resize(ZSTD_compress(packed.data(), packed.size(), plain.data(), plain.size(), 1));
-    wire::frame_header h;
-    h.tuple_id = 100;
-    h.token = fx.token;
-    h.payload_length = packed.size();
-    h.payload_codec = wire::codec::zstd;
-    auto accepted = s.on_header(wire::encode(h)).value();
+    auto accepted = s.on_header(wire::encode(zh)).value();
     auto r = s.on_body(accepted, packed);
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == wire::error_code::bad_codec);
