@@ -27,6 +27,7 @@ using steady = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t inbox_capacity = 64 * 1024;  // frames up to this size are read many per recv
 constexpr std::size_t large_read_lowat = 1 << 20;   // bytes a large body's reads wait for (SO_RCVLOWAT)
+constexpr std::size_t body_growth_start = 1 << 20;  // a large body's buffer starts here and doubles
 
 struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
   impl(asio::io_context& io, receiver_options o, tuple_handler& h)
@@ -205,29 +206,35 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
         }
       } else {
         greedy = false;
-        body.resize(length);
-        // What of the body is already in the inbox, then the rest straight from the socket.
-        const std::size_t have = std::min<std::size_t>(end - begin, body.size());
+        // The body buffer grows as bytes arrive (doubling from 1 MiB, never past the declared length,
+        // kept for the next tuple), so a header that declares gigabytes costs nothing until they come.
+        auto grow_to = [&](std::size_t n) {
+          if (body.size() < n) body.resize(n);
+        };
+        const std::size_t have = std::min<std::size_t>(end - begin, length);
+        grow_to(std::min<std::size_t>(length, std::max(have, body_growth_start)));
         std::memcpy(body.data(), inbox.data() + begin, have);
         begin = end = 0;
-        auto rest = asio::buffer(body.data() + have, body.size() - have);
+        std::size_t filled = have;
         // With a receive low-water mark the socket wakes this coroutine when a large share of the body
         // has arrived, not for every segment: a few recv and epoll_wait calls per tuple instead of one
         // pair per 64 KiB.
         const int fd = s->native_handle();
         int lowat = 1;
-        while (rest.size() > 0 && !rec) {
-          const int want = static_cast<int>(std::min<std::size_t>(rest.size(), large_read_lowat));
+        while (filled < length && !rec) {
+          if (filled == body.size()) grow_to(std::min<std::size_t>(length, 2 * body.size()));
+          const std::size_t room = std::min<std::size_t>(body.size(), length) - filled;
+          const int want = static_cast<int>(std::min<std::size_t>(length - filled, large_read_lowat));
           if (want != lowat && ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) lowat = want;
-          auto [ec, n] = co_await s->async_read_some(rest, use_tuple);
-          rest += n;
+          auto [ec, n] = co_await s->async_read_some(asio::buffer(body.data() + filled, room), use_tuple);
+          filled += n;
           rec = ec;
         }
         if (lowat != 1) {
           const int one = 1;
           ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
         }
-        frame_body = body;
+        frame_body = {body.data(), static_cast<std::size_t>(length)};
       }
       if (rec) {
         spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, h->tuple_id, peer,

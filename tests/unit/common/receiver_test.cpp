@@ -10,7 +10,9 @@
 #include <doctest/doctest.h>
 #include <zstd.h>
 
+#include <fstream>
 #include <map>
+#include <unistd.h>
 #include <random>
 #include <thread>
 
@@ -301,6 +303,46 @@ TEST_CASE("an oversize tuple is refused from its header, before the payload is r
   auto a = send_raw(f.rx->port(), data_header(f.lease(1, 1), 1, payload), {});
   REQUIRE(a.has_value());
   CHECK(static_cast<wire::error_code>(a->flags) == wire::error_code::too_large);
+}
+
+TEST_CASE("a header declaring gigabytes costs memory only as its bytes arrive") {
+  // Resident memory of this process (the receiver runs in it), in bytes.
+  auto rss = [] {
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  };
+  receiver_options o;
+  o.transfer_timeout = 300ms;
+  fixture f(o);
+  const auto before = rss();
+  // Four connections each declare 1 GiB and send 100 KB of it, then stall.
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> open;
+  boost::asio::io_context io;
+  std::vector<std::byte> some(100000);
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    auto s = std::make_unique<boost::asio::ip::tcp::socket>(io);
+    s->connect({boost::asio::ip::make_address("127.0.0.1"), f.rx->port()});
+    auto h = data_header(f.lease(1 + i, 1, 10 + i), 1 + i, some);
+    h.payload_length = 1ull << 30;
+    auto raw = wire::encode(h);
+    boost::asio::write(*s, boost::asio::buffer(raw));
+    boost::asio::write(*s, boost::asio::buffer(some));
+    open.push_back(std::move(s));
+  }
+  std::this_thread::sleep_for(150ms);  // the receiver has taken the headers and what followed
+  const auto grown = rss() > before ? rss() - before : 0;
+  CHECK(grown < (64ull << 20));  // 4 GiB declared; at most 1 MiB each was allocated
+  // The stalled sessions end at the transfer deadline with nothing stored; the receiver serves others.
+  std::this_thread::sleep_for(400ms);
+  CHECK(f.handler.durable.empty());
+  auto c = f.connect();
+  std::vector<std::byte> payload(2 << 20, std::byte{7});
+  REQUIRE(c.send(data_header(f.lease(100, 1, 99), 100, payload), {}, payload).has_value());
+  auto a = c.receive(5s);
+  REQUIRE(a.has_value());
+  CHECK(a->header.type == wire::frame_type::ack);
 }
 
 TEST_CASE("a connection that stalls is closed after the first-frame deadline without blocking others") {
