@@ -1,8 +1,8 @@
 // `hio bench`: load generators for the figures in experiments/: tuples end to end through the real
 // connector, and raw lease requests against the master.
-#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 #include <hio/connector/client.hpp>
 
 #include <nlohmann/json.hpp>

@@ -1,7 +1,7 @@
 // `hio knowledge`: the latest knowledge hio-discovery published, as a table of clusters or as JSON.
-#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 
 #include <nlohmann/json.hpp>
 

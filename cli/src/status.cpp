@@ -1,7 +1,7 @@
 // `hio status` and `hio features`: read a running cluster.
-#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 
 #include <nlohmann/json.hpp>
 

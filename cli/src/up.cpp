@@ -1,8 +1,8 @@
 // `hio up`: a local cluster of real processes (repository, master, workers, discovery) that stops cleanly on
 // Ctrl-C/SIGTERM and restarts any of them that dies.
-#include <hio/common/json.hpp>
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
 #include <hio/common/token.hpp>

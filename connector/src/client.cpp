@@ -1,9 +1,9 @@
-#include <hio/common/json.hpp>
 #include <hio/connector/client.hpp>
 
 #include "lease.hpp"
 
 #include <hio/common/connection.hpp>
+#include <hio/common/json.hpp>
 #include <hio/common/transport.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/common/http.hpp>

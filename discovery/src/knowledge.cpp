@@ -1,5 +1,6 @@
-#include <hio/common/json.hpp>
 #include <hio/discovery/knowledge.hpp>
+
+#include <hio/common/json.hpp>
 
 #include <hio/discovery/clusters.hpp>
 

@@ -1,8 +1,8 @@
-#include <hio/common/json.hpp>
 #include <hio/discovery/service.hpp>
 
 #include <hio/common/hash.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 #include <hio/common/record.hpp>
 
 #include <spdlog/spdlog.h>

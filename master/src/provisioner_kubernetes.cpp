@@ -6,8 +6,9 @@
 // register under their pod names. Scale-in: the master has drained the highest-ordinal worker (see
 // choose_scale_in); PATCH spec.replicas down to that ordinal. The pod then gets SIGTERM, which makes the
 // worker finish what it holds and deregister within the pod's terminationGracePeriodSeconds.
-#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
+
+#include <hio/common/json.hpp>
 #include <hio/master/kubernetes.hpp>
 #include <hio/master/provisioner.hpp>
 

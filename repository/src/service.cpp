@@ -1,7 +1,7 @@
-#include <hio/common/json.hpp>
 #include <hio/repository/service.hpp>
 
 #include <hio/common/hash.hpp>
+#include <hio/common/json.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -85,7 +85,11 @@ class service {
     if (!batch) return http::error_response(400, "body is not a record batch: " + batch.error().message);
     auto stored = store_->put(std::move(*batch));
     if (!stored) return http::error_response(stored.error().code == 400 ? 400 : 500, stored.error().message);
-    return http::json_response(dump(json{{"stored", stored->stored}, {"duplicates", stored->duplicates}}));
+    if (!stored->conflicts.empty())
+      spdlog::warn("repository: refused {} records whose tuple id holds other bytes (first: tuple {})",
+                   stored->conflicts.size(), stored->conflicts.front());
+    return http::json_response(dump(
+        json{{"stored", stored->stored}, {"duplicates", stored->duplicates}, {"conflicts", stored->conflicts}}));
   }
 
   http::response post_knowledge(const http::request& req) const {
@@ -217,7 +221,8 @@ class service {
                                          {"failed", c.failed},
                                          {"rows_read", c.rows_read},
                                          {"batches", c.batches},
-                                         {"duplicates", c.duplicates}}));
+                                         {"duplicates", c.duplicates},
+                                         {"conflicts", c.conflicts}}));
   }
 
   std::shared_ptr<store> store_;
@@ -314,6 +319,8 @@ std::string metrics_text(const store_counts& c) {
   metric("rows_read", "counter", "Rows returned by /v1/features since the process started.", c.rows_read);
   metric("batches_total", "counter", "Record batches accepted.", c.batches);
   metric("duplicates_total", "counter", "Records refused because their tuple was already stored.", c.duplicates);
+  metric("conflicts_total", "counter", "Records refused because their tuple id holds another size or XXH3.",
+         c.conflicts);
   return out;
 }
 

@@ -16,7 +16,8 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <unordered_set>
+#include <optional>
+#include <unordered_map>
 #include <utility>
 
 namespace hio::repository {
@@ -229,7 +230,7 @@ struct store::impl {
              " processed_at_ms INTEGER NOT NULL, segment INTEGER NOT NULL, seg_offset INTEGER NOT NULL,"
              " seg_length INTEGER NOT NULL)",
              "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-             "INSERT OR IGNORE INTO counters VALUES ('batches', 0), ('duplicates', 0)",
+             "INSERT OR IGNORE INTO counters VALUES ('batches', 0), ('duplicates', 0), ('conflicts', 0)",
              // Added beside schema version 1 without changing it: older stores simply gain the table.
              "CREATE TABLE IF NOT EXISTS knowledge ("
              " version INTEGER PRIMARY KEY AUTOINCREMENT, stored_at_ms INTEGER NOT NULL,"
@@ -241,7 +242,7 @@ struct store::impl {
 
     const std::string select = std::string("SELECT ") + row_columns + " FROM tuples ";
     for (auto [target, sql] : std::initializer_list<std::pair<stmt_ptr*, std::string>>{
-             {&exists_stmt, "SELECT 1 FROM tuples WHERE tuple_id = ?1"},
+             {&exists_stmt, "SELECT size, xxh3 FROM tuples WHERE tuple_id = ?1"},
              {&insert_stmt,
               "INSERT INTO tuples (tuple_id, source, size, xxh3, status, error, worker, channel,"
               " processed_at_ms, segment, seg_offset, seg_length) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"},
@@ -265,7 +266,8 @@ struct store::impl {
     auto failed = scalar("SELECT count(*) FROM tuples WHERE status = 1");
     auto batches = scalar("SELECT value FROM counters WHERE name = 'batches'");
     auto duplicates = scalar("SELECT value FROM counters WHERE name = 'duplicates'");
-    for (const auto* r : {&records, &failed, &batches, &duplicates}) {
+    auto conflicts = scalar("SELECT value FROM counters WHERE name = 'conflicts'");
+    for (const auto* r : {&records, &failed, &batches, &duplicates, &conflicts}) {
       if (!*r) return r->error();
     }
     counts.records = as_u64(*records);
@@ -273,6 +275,7 @@ struct store::impl {
     counts.stored = counts.records - counts.failed;
     counts.batches = as_u64(*batches);
     counts.duplicates = as_u64(*duplicates);
+    counts.conflicts = as_u64(*conflicts);
     return {};
   }
 
@@ -358,12 +361,15 @@ struct store::impl {
     return flush(pending, pending_at);
   }
 
-  result<bool> exists(std::uint64_t tuple_id) {
+  // The size and XXH3 of the record stored for `tuple_id`, if any.
+  result<std::optional<std::pair<std::uint64_t, std::uint64_t>>> known(std::uint64_t tuple_id) {
     stmt_use use(exists_stmt.get());
     sqlite3_bind_int64(exists_stmt.get(), 1, as_i64(tuple_id));
     const int rc = sqlite3_step(exists_stmt.get());
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_ROW)
+      return std::optional(std::pair(as_u64(sqlite3_column_int64(exists_stmt.get(), 0)),
+                                     as_u64(sqlite3_column_int64(exists_stmt.get(), 1))));
+    if (rc == SQLITE_DONE) return std::optional<std::pair<std::uint64_t, std::uint64_t>>();
     return db_error("cannot look up tuple " + std::to_string(tuple_id));
   }
 
@@ -395,7 +401,7 @@ struct store::impl {
   }
 
   result<void> commit_rows(const std::vector<const feature_record*>& records, const std::vector<location>& where,
-                           std::uint64_t duplicates) {
+                           std::uint64_t duplicates, std::uint64_t conflicts) {
     if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
     auto body = [&]() -> result<void> {
       for (std::size_t i = 0; i < records.size(); ++i) {
@@ -404,6 +410,9 @@ struct store::impl {
       if (auto r = bump("batches", 1); !r) return r;
       if (duplicates > 0) {
         if (auto r = bump("duplicates", duplicates); !r) return r;
+      }
+      if (conflicts > 0) {
+        if (auto r = bump("conflicts", conflicts); !r) return r;
       }
       return exec("COMMIT");
     };
@@ -485,20 +494,24 @@ result<put_result> store::put(std::vector<feature_record> batch) {
   if (batch.empty()) return out;
 
   std::vector<const feature_record*> fresh;
-  std::unordered_set<std::uint64_t> seen;
+  std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> seen;  // id -> size, xxh3
   fresh.reserve(batch.size());
+  // A second record for an id is a duplicate when it names the same tuple (size and XXH3: a resend),
+  // and a conflict when it does not (someone sent other bytes under that id); neither is written.
+  auto second = [&](const feature_record& r, std::pair<std::uint64_t, std::uint64_t> first) {
+    if (first == std::pair(r.size, r.xxh3)) ++out.duplicates;
+    else out.conflicts.push_back(r.tuple_id);
+  };
   for (const auto& r : batch) {
-    if (!seen.insert(r.tuple_id).second) {
-      ++out.duplicates;
+    if (auto it = seen.find(r.tuple_id); it != seen.end()) {
+      second(r, it->second);
       continue;
     }
-    auto known = s.exists(r.tuple_id);
+    seen.emplace(r.tuple_id, std::pair(r.size, r.xxh3));
+    auto known = s.known(r.tuple_id);
     if (!known) return known.error();
-    if (*known) {
-      ++out.duplicates;
-    } else {
-      fresh.push_back(&r);
-    }
+    if (*known) second(r, **known);
+    else fresh.push_back(&r);
   }
 
   std::vector<location> where;
@@ -507,7 +520,7 @@ result<put_result> store::put(std::vector<feature_record> batch) {
     s.resync_end();
     return r.error();
   }
-  if (auto r = s.commit_rows(fresh, where, out.duplicates); !r) return r.error();
+  if (auto r = s.commit_rows(fresh, where, out.duplicates, out.conflicts.size()); !r) return r.error();
 
   out.stored = fresh.size();
   for (const auto* r : fresh) {
@@ -516,6 +529,7 @@ result<put_result> store::put(std::vector<feature_record> batch) {
   }
   ++s.counts.batches;
   s.counts.duplicates += out.duplicates;
+  s.counts.conflicts += out.conflicts.size();
   return out;
 }
 

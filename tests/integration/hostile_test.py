@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Hostile input against a real cluster: JSON nesting bombs in tuple metadata and in REST bodies.
+"""Hostile input against a real cluster: JSON nesting bombs in tuple metadata and in REST bodies, and
+other bytes sent under a tuple id already stored.
 
 Each attack must get a clear answer (a FAILED ack with the reason, or a 400), must not stop the cluster
 serving honest sources, and must leave nothing downstream (repository, /v1/failures, /v1/features) that a
@@ -71,6 +72,49 @@ def test_deeply_nested_metadata_fails_its_tuple_and_the_cluster_carries_on():
         assert http("GET", c.repository_url + "/v1/counts")[0] == 200
         assert http("GET", c.repository_url + "/v1/features?limit=1000")[0] == 200
         assert get_json(c.master_url + "/v1/status")["workers"], "the worker is gone"
+    finally:
+        c.close()
+
+
+def xxh3_bytes(data):
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        return int(xxh3_of([f.name])[0], 16)
+
+
+def send_one(lease, tuple_id, payload, meta=b"{}"):
+    """Sends one tuple and END under `lease`; returns the tuple's answer (type, flags, text)."""
+    with socket.create_connection((lease["host"], lease["port"])) as s:
+        s.sendall(frame(tuple_id, bytes.fromhex(lease["token"]), payload=payload, meta=meta,
+                        xxh3=xxh3_bytes(payload)))
+        s.sendall(HEADER.pack(0x464F4948, 1, 4, 0, b"\0" * 40, 0, 0, 0, 0, 0))
+        return answer(s)
+
+
+def test_other_bytes_under_a_stored_tuple_id_are_a_conflict_never_stored():
+    c = Cluster(workers=1, channels=2, processor="noop")
+    try:
+        status, body = http("POST", c.master_url + "/v1/streams", {"source": "honest", "count": 1})
+        honest = json.loads(body)
+        tid = honest["first_id"]
+        # Someone else takes a retry lease for the honest source's id and stores junk under it first.
+        status, body = http("POST", c.master_url + "/v1/streams", {"retry": {"first": tid, "count": 1}})
+        assert status == 200, body
+        junk = send_one(json.loads(body), tid, b"junk")
+        assert junk[:2] == (2, 0), junk
+        # The honest tuple then arrives: it is refused as a conflict (acked failed, with the reason).
+        real = send_one(honest, tid, b"the real tuple")
+        assert real[:2] == (2, 1) and "conflict" in real[2], real
+        counts = get_json(c.repository_url + "/v1/counts")
+        assert counts["conflicts"] == 1, counts
+        _, metrics = http("GET", c.repository_url + "/metrics")
+        assert b"hio_repository_conflicts_total 1" in metrics, metrics[-600:]
+        # A resend of the same bytes is still a duplicate, acknowledged stored (exactly-once retries).
+        status, body = http("POST", c.master_url + "/v1/streams", {"retry": {"first": tid, "count": 1}})
+        again = send_one(json.loads(body), tid, b"junk")
+        assert again[:2] == (2, 0), again
+        print(f"  conflict reason: {real[2]!r}")
     finally:
         c.close()
 

@@ -1,13 +1,14 @@
-#include <hio/common/json.hpp>
 #include <hio/worker/channel.hpp>
 
 #include <hio/common/clock.hpp>
+#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <exception>
+#include <set>
 #include <utility>
 
 namespace hio::worker {
@@ -173,9 +174,16 @@ result<std::vector<ack>> channel_handler::flush(const lease_token& lease) {
   acks.reserve(pending.size());
   std::uint64_t failed = 0;
   std::uint64_t bytes = 0;
+  const std::set<std::uint64_t> conflicts(stored->begin(), stored->end());
   for (auto& r : pending) {
     bytes += r.size;
-    if (r.status == record_status::failed) {
+    if (conflicts.contains(r.tuple_id)) {
+      // Another tuple is stored under this id (sent by someone else): this one is not, and says so.
+      ++failed;
+      acks.push_back(ack{r.tuple_id, wire::ack_status::failed,
+                         "conflict: the repository holds other bytes (size or XXH3) under tuple id " +
+                             std::to_string(r.tuple_id) + "; this tuple was not stored"});
+    } else if (r.status == record_status::failed) {
       ++failed;
       acks.push_back(ack{r.tuple_id, wire::ack_status::failed, std::move(r.error)});
     } else {

@@ -1,7 +1,7 @@
-#include <hio/common/json.hpp>
 #include <hio/worker/record_sink.hpp>
 
 #include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/wire.hpp>
 
@@ -30,17 +30,14 @@ class repository_sink final : public record_sink {
   explicit repository_sink(repository_sink_options o)
       : options_(std::move(o)), client_(trim_slash(options_.url), options_.secret, options_.request_timeout) {}
 
-  result<void> store(const std::vector<feature_record>& records) override {
+  result<std::vector<std::uint64_t>> store(const std::vector<feature_record>& records) override {
     const std::string body = encode_records(records);
     const auto start = std::chrono::steady_clock::now();
     auto backoff = options_.first_backoff;
     std::string last_error;
     for (int attempt = 1;; ++attempt) {
       auto r = client_.post("/v1/records", body, "application/octet-stream");
-      if (r && r->status >= 200 && r->status < 300) {
-        check_counts(r->body, records.size());
-        return {};
-      }
+      if (r && r->status >= 200 && r->status < 300) return check_counts(r->body, records.size());
       if (r) {
         last_error = "HTTP " + std::to_string(r->status) + " " + r->body.substr(0, 200);
         if (!worth_retrying(r->status)) break;
@@ -73,22 +70,28 @@ class repository_sink final : public record_sink {
     return !cancelled_.load();
   }
 
-  void check_counts(const std::string& body, std::size_t sent) {
+  // The conflicting ids of the repository's answer; logs counts that do not add up.
+  std::vector<std::uint64_t> check_counts(const std::string& body, std::size_t sent) {
+    std::vector<std::uint64_t> conflicts;
     const auto json = hio::parse_json_or_discarded(body);
     if (json.is_discarded() || !json.is_object()) {
       spdlog::warn("repository {}: unexpected answer to POST /v1/records: {}", options_.url, body.substr(0, 200));
-      return;
+      return conflicts;
     }
+    if (const auto it = json.find("conflicts"); it != json.end() && it->is_array())
+      for (const auto& id : *it)
+        if (id.is_number_unsigned() && conflicts.size() < sent) conflicts.push_back(id.get<std::uint64_t>());
     const auto count = [&json](const char* key) -> std::uint64_t {
       const auto it = json.find(key);
       return it != json.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
     };
     const auto stored = count("stored");
     const auto duplicates = count("duplicates");
-    if (stored + duplicates != sent) {
-      spdlog::warn("repository {}: sent {} records, it reports {} stored and {} duplicates", options_.url, sent,
-                   stored, duplicates);
+    if (stored + duplicates + conflicts.size() != sent) {
+      spdlog::warn("repository {}: sent {} records, it reports {} stored, {} duplicates and {} conflicts",
+                   options_.url, sent, stored, duplicates, conflicts.size());
     }
+    return conflicts;
   }
 
   repository_sink_options options_;

@@ -113,10 +113,12 @@ TEST_CASE("posting a batch stores it and reports stored and duplicate counts") {
   fixture f;
   auto first = f.post({make_record(1), make_record(2)});
   REQUIRE(first.status == 200);
-  CHECK(json::parse(first.body) == json{{"stored", 2}, {"duplicates", 0}});
-  auto retry = f.post({make_record(2), make_record(3), make_record(3)});
+  CHECK(json::parse(first.body) == json{{"stored", 2}, {"duplicates", 0}, {"conflicts", json::array()}});
+  auto other = make_record(1);
+  other.xxh3 ^= 1;
+  auto retry = f.post({make_record(2), make_record(3), make_record(3), other});
   REQUIRE(retry.status == 200);
-  CHECK(json::parse(retry.body) == json{{"stored", 1}, {"duplicates", 2}});
+  CHECK(json::parse(retry.body) == json{{"stored", 1}, {"duplicates", 2}, {"conflicts", {1}}});
 
   auto counts = f.get("/v1/counts");
   REQUIRE(counts.status == 200);
@@ -126,6 +128,7 @@ TEST_CASE("posting a batch stores it and reports stored and duplicate counts") {
   CHECK(c["failed"] == 0);
   CHECK(c["batches"] == 2);
   CHECK(c["duplicates"] == 2);
+  CHECK(c["conflicts"] == 1);
   CHECK(c["rows_read"] == 0);
 }
 

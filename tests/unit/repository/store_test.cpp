@@ -159,6 +159,29 @@ TEST_CASE("a tuple id already stored is counted as a duplicate and not overwritt
   CHECK(c.batches == 2);
 }
 
+TEST_CASE("a second record of an id with another size or XXH3 is a conflict: refused, listed, counted") {
+  temp_dir dir;
+  {
+    auto s = open_store(dir);
+    REQUIRE(s->put(make_batch(1, 2)).has_value());
+    auto forged = make_record(1);
+    forged.xxh3 ^= 1;  // other bytes under tuple id 1
+    auto resized = make_record(2);
+    resized.size += 1;
+    auto within = make_record(9);
+    auto within_other = make_record(9);
+    within_other.xxh3 ^= 1;
+    auto put = s->put({forged, make_record(2), resized, within, within_other});
+    REQUIRE(put.has_value());
+    CHECK(put->stored == 1);      // 9
+    CHECK(put->duplicates == 1);  // 2 as it was
+    CHECK(put->conflicts == std::vector<std::uint64_t>{1, 2, 9});
+    CHECK((*s->get(1))->xxh3 == make_record(1).xxh3);  // the first record stays
+    CHECK(s->counts().conflicts == 3);
+  }
+  CHECK(open_store(dir)->counts().conflicts == 3);  // durable
+}
+
 TEST_CASE("a tuple id repeated within one batch is stored once") {
   temp_dir dir;
   auto s = open_store(dir);

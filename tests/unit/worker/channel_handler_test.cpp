@@ -21,11 +21,13 @@ int code(wire::error_code c) { return static_cast<int>(c); }
 struct fake_sink final : record_sink {
   std::vector<std::vector<feature_record>>* batches;
   bool* fail;
-  fake_sink(std::vector<std::vector<feature_record>>* b, bool* f) : batches(b), fail(f) {}
-  result<void> store(const std::vector<feature_record>& records) override {
+  std::vector<std::uint64_t>* conflicts;  // ids the "repository" reports as holding other bytes
+  fake_sink(std::vector<std::vector<feature_record>>* b, bool* f, std::vector<std::uint64_t>* c)
+      : batches(b), fail(f), conflicts(c) {}
+  result<std::vector<std::uint64_t>> store(const std::vector<feature_record>& records) override {
     if (*fail) return make_error(code(wire::error_code::internal), "repository down");
     batches->push_back(records);
-    return {};
+    return *conflicts;
   }
 };
 
@@ -48,10 +50,11 @@ struct freed {
 
 struct fixture {
   explicit fixture(std::uint32_t sessions = 8)
-      : handler("w1", 3, std::make_unique<picky_processor>(), std::make_unique<fake_sink>(&batches, &fail),
+      : handler("w1", 3, std::make_unique<picky_processor>(), std::make_unique<fake_sink>(&batches, &fail, &conflicts),
                 [this](std::uint32_t c, std::uint64_t l, bool clean) { frees.push_back({c, l, clean}); }, sessions) {}
   std::vector<std::vector<feature_record>> batches;
   bool fail = false;
+  std::vector<std::uint64_t> conflicts;
   std::vector<freed> frees;
   channel_handler handler;
 };
@@ -219,6 +222,21 @@ TEST_CASE("a processor error stores a failed record and acks it failed with the 
   CHECK(f.batches[0][0].status == record_status::failed);
   CHECK(f.batches[0][0].error == "not a .npy array");
   CHECK(f.batches[0][0].features.empty());
+}
+
+TEST_CASE("a tuple whose id the repository holds with other bytes is acked failed as a conflict") {
+  fixture f;
+  tuple_bytes ok{{std::byte{1}}, ""};
+  REQUIRE(f.handler.begin_session(lease(1), "p").has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), ok.view(100)).has_value());
+  REQUIRE(f.handler.on_tuple(lease(1), ok.view(101)).has_value());
+  f.conflicts = {101};
+  auto acks = f.handler.flush(lease(1));
+  REQUIRE(acks.has_value());
+  REQUIRE(acks->size() == 2);
+  CHECK((*acks)[0].status == wire::ack_status::stored);
+  CHECK((*acks)[1].status == wire::ack_status::failed);
+  CHECK((*acks)[1].reason.find("conflict") != std::string::npos);
 }
 
 TEST_CASE("a processor that throws fails its tuple instead of ending the channel") {

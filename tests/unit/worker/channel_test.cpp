@@ -31,10 +31,10 @@ struct shared_log {
 struct logging_sink final : record_sink {
   shared_log* log;
   explicit logging_sink(shared_log* l) : log(l) {}
-  result<void> store(const std::vector<feature_record>& records) override {
+  result<std::vector<std::uint64_t>> store(const std::vector<feature_record>& records) override {
     std::lock_guard lock(log->mutex);
     log->stored.insert(log->stored.end(), records.begin(), records.end());
-    return {};
+    return std::vector<std::uint64_t>{};
   }
 };
 

@@ -333,9 +333,9 @@ TEST_CASE("a channel stores a tuple its processor crashed on as failed with the 
   struct keep_sink final : record_sink {
     std::vector<feature_record>* kept;
     explicit keep_sink(std::vector<feature_record>* k) : kept(k) {}
-    result<void> store(const std::vector<feature_record>& records) override {
+    result<std::vector<std::uint64_t>> store(const std::vector<feature_record>& records) override {
       kept->insert(kept->end(), records.begin(), records.end());
-      return {};
+      return std::vector<std::uint64_t>{};
     }
   };
   std::vector<feature_record> kept;

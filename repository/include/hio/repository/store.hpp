@@ -22,7 +22,8 @@ struct store_options {
 
 struct put_result {
   std::uint64_t stored = 0;      // records new to the store, now durable
-  std::uint64_t duplicates = 0;  // records whose tuple id was already stored (or repeated in the batch)
+  std::uint64_t duplicates = 0;  // records whose tuple was already stored (or repeated in the batch)
+  std::vector<std::uint64_t> conflicts;  // ids already stored (or repeated) with another size or XXH3
   friend bool operator==(const put_result&, const put_result&) = default;
 };
 
@@ -33,6 +34,7 @@ struct store_counts {
   std::uint64_t rows_read = 0;   // rows returned by since() since this process opened the store
   std::uint64_t batches = 0;     // non-empty put() calls that succeeded, ever
   std::uint64_t duplicates = 0;  // duplicate records refused by put(), ever
+  std::uint64_t conflicts = 0;   // conflicting records refused by put(), ever
 };
 
 // One published knowledge document (see docs/discovery.md), as the store keeps it.
@@ -58,8 +60,9 @@ class store {
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
-  // Stores each record whose tuple_id is new (the cursor field is ignored and assigned here); a known
-  // tuple_id, or one repeated within the batch, is counted as a duplicate and not overwritten.
+  // Stores each record whose tuple_id is new (the cursor field is ignored and assigned here). A known
+  // tuple_id, or one repeated within the batch, is never overwritten: with the same size and XXH3 it is
+  // a duplicate (a resend of the same tuple), otherwise a conflict, listed in put_result::conflicts.
   // All-or-nothing: on error (code 500 for I/O or database failures, 400 for a record too large to
   // encode) nothing of the batch is stored.
   result<put_result> put(std::vector<feature_record> batch);

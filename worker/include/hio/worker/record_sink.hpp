@@ -16,9 +16,11 @@ namespace hio::worker {
 class record_sink {
  public:
   virtual ~record_sink() = default;
-  // Makes every record of the batch durable (idempotently: a record stored before counts as stored).
-  // Error (code wire::error_code::internal) when that could not be done; the caller then acks nothing.
-  virtual result<void> store(const std::vector<feature_record>& records) = 0;
+  // Makes every record of the batch durable (idempotently: a record of the same tuple stored before
+  // counts as stored). Returns the tuple ids the repository refused as conflicts (already stored with
+  // another size or XXH3: not this tuple). Error (code wire::error_code::internal) when that could not
+  // be done; the caller then acks nothing.
+  virtual result<std::vector<std::uint64_t>> store(const std::vector<feature_record>& records) = 0;
   // Makes a store() in progress (or the next one) give up soon: the channel is stopping.
   virtual void cancel() {}
 };
