@@ -26,6 +26,23 @@ std::string net_of(const json& ch) {
   return out;
 }
 
+// One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a line break.
+std::string csv_field(std::string_view v) {
+  if (v.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(v);
+  std::string out = "\"";
+  for (const char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
+}
+
+// A string field of a record, "" when it is missing or not a string (records come from outside).
+std::string text_of(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 int status(const status_options& o) {
@@ -109,12 +126,12 @@ int features(const features_options& o) {
       if (o.format == "csv") {
         if (!header) {
           std::cout << "id,source,size,xxh3,status";
-          for (auto& [k, v] : j["features"].items()) std::cout << "," << k;
+          for (auto& [k, v] : j["features"].items()) std::cout << "," << csv_field(k);
           std::cout << "\n";
           header = true;
         }
-        std::cout << j["id"] << "," << j.value("source", "") << "," << j["size"] << "," << j.value("xxh3", "") << ","
-                  << j.value("status", "");
+        std::cout << j["id"] << "," << csv_field(text_of(j, "source")) << "," << j["size"] << ","
+                  << csv_field(text_of(j, "xxh3")) << "," << csv_field(text_of(j, "status"));
         for (auto& [k, v] : j["features"].items()) std::cout << "," << v.dump();
         std::cout << "\n";
       } else {

@@ -6,9 +6,12 @@ Each attack must get a clear answer (a FAILED ack with the reason, or a 400), mu
 serving honest sources, and must leave nothing downstream (repository, /v1/failures, /v1/features) that a
 reader could choke on.
 """
+import csv
+import io
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -16,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bad_input_test import HEADER, answer, frame  # noqa: E402
-from cluster import Cluster, check_exactly_once, get_json, hio_stream, http, random_files, xxh3_of  # noqa: E402
+from cluster import BIN, Cluster, check_exactly_once, get_json, hio_stream, http, random_files, xxh3_of  # noqa: E402
 from runner import run  # noqa: E402
 
 # 300,000 levels in 600 KB: under the 1 MiB metadata limit, far past what a recursive printer survives.
@@ -47,7 +50,7 @@ def test_deeply_nested_metadata_fails_its_tuple_and_the_cluster_carries_on():
         with socket.create_connection((lease["host"], lease["port"])) as s:
             s.sendall(frame(first, token, meta=DEEP, xxh3=xxh))
             s.sendall(frame(first + 1, token, meta=b"[1,2,3]", xxh3=xxh))
-            s.sendall(frame(first + 2, token, meta=b'{"source":"attacker","honest":true}', xxh3=xxh))
+            s.sendall(frame(first + 2, token, meta=b'{"source":"at,\\"tack\\"\\ner","honest":true}', xxh3=xxh))
             s.sendall(HEADER.pack(0x464F4948, 1, 4, 0, b"\0" * 40, 0, 0, 0, 0, 0))  # END
             got = answers(s, 4)
         # ACK (type 2) failed (1) with the reason, twice, then stored (0); then END (4).
@@ -69,6 +72,12 @@ def test_deeply_nested_metadata_fails_its_tuple_and_the_cluster_carries_on():
         assert http("GET", f"{c.repository_url}/v1/tuples/{first}")[0] == 404
         assert http("GET", f"{c.repository_url}/v1/tuples/{first + 1}")[0] == 404
         assert get_json(f"{c.repository_url}/v1/tuples/{first + 2}")["metadata"]["honest"] is True
+        # A client's text comes out of `hio features --format csv` quoted, as one field.
+        out = subprocess.run([os.path.join(BIN, "hio"), "features", "--repository", c.repository_url, "--format",
+                              "csv"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        rows = list(csv.reader(io.StringIO(out.stdout)))
+        assert any(r[1] == 'at,"tack"\ner' and r[0] == str(first + 2) for r in rows[1:]), rows[:3]
         assert http("GET", c.repository_url + "/v1/counts")[0] == 200
         assert http("GET", c.repository_url + "/v1/features?limit=1000")[0] == 200
         assert get_json(c.master_url + "/v1/status")["workers"], "the worker is gone"
