@@ -89,7 +89,7 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
       if (!ec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     }
     receiver_session session(options_, handler_, stats_, peer);
-    // Declared after the session: closes the socket first, then the session ends (also on an exception).
+    // Closes the socket however serve() ends (also when the io_context drops this coroutine).
     const detail::on_exit close_socket([&] {
       boost::system::error_code ignored;
       s->shutdown(tcp::socket::shutdown_both, ignored);
@@ -99,7 +99,8 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
     });
     auto deadline = std::make_shared<steady::time_point>(steady::now() + options_.first_frame_timeout);
     auto timed_out = std::make_shared<bool>(false);
-    asio::co_spawn(io_, watchdog(s, deadline, timed_out), detail::reported("receiver " + options_.target + " watchdog"));
+    asio::co_spawn(io_, watchdog(s, deadline, timed_out),
+                   detail::reported("receiver " + options_.target + " watchdog"));
 
     // Frames of small tuples are read many per recv into `inbox` and handed to the session where they
     // lie; a frame larger than the inbox has its body read straight into `body` (reused for every
@@ -167,88 +168,97 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
       co_return co_await write(out, options_.idle_timeout);
     };
 
-    for (;;) {
-      if (session.has_pending() && !header_ready())
-        if (!co_await flush()) break;
-      if (session.begun()) *deadline = steady::now() + options_.idle_timeout;
-      if (auto ec = co_await fill(wire::header_size)) {
-        if (*timed_out && !session.begun())
-          spdlog::info("receiver {}: {} sent nothing within {} ms; closed", options_.target, peer,
-                       options_.first_frame_timeout.count());
-        else if (*timed_out)
-          spdlog::info("receiver {}: session from {} idle past {} ms; closed", options_.target, peer,
-                       options_.idle_timeout.count());
-        break;
-      }
-      *deadline = steady::time_point::max();  // the session may call into the handler
-      auto h = session.on_header(std::span<const std::byte, wire::header_size>(inbox.data() + begin, wire::header_size));
-      begin += wire::header_size;
-      if (!h) {
-        co_await fail(h.error());
-        break;
-      }
-      if (h->type == wire::frame_type::end) {
-        if (co_await flush() && co_await write(receiver_session::end_frame(), std::chrono::seconds(5)))
-          session.finish();
-        break;
-      }
+    try {
+      for (;;) {
+        if (session.has_pending() && !header_ready())
+          if (!co_await flush()) break;
+        if (session.begun()) *deadline = steady::now() + options_.idle_timeout;
+        if (auto ec = co_await fill(wire::header_size)) {
+          if (*timed_out && !session.begun())
+            spdlog::info("receiver {}: {} sent nothing within {} ms; closed", options_.target, peer,
+                         options_.first_frame_timeout.count());
+          else if (*timed_out)
+            spdlog::info("receiver {}: session from {} idle past {} ms; closed", options_.target, peer,
+                         options_.idle_timeout.count());
+          break;
+        }
+        *deadline = steady::time_point::max();  // the session may call into the handler
+        auto h = session.on_header(
+            std::span<const std::byte, wire::header_size>(inbox.data() + begin, wire::header_size));
+        begin += wire::header_size;
+        if (!h) {
+          co_await fail(h.error());
+          break;
+        }
+        if (h->type == wire::frame_type::end) {
+          if (co_await flush() && co_await write(receiver_session::end_frame(), std::chrono::seconds(5)))
+            session.finish();
+          break;
+        }
 
-      *deadline = steady::now() + options_.transfer_timeout;
-      const std::uint64_t length = h->metadata_length + h->payload_length;
-      std::span<const std::byte> frame_body;
-      boost::system::error_code rec;
-      if (length <= inbox.size()) {
-        greedy = true;
-        rec = co_await fill(static_cast<std::size_t>(length));
-        if (!rec) {
-          frame_body = {inbox.data() + begin, static_cast<std::size_t>(length)};
-          begin += static_cast<std::size_t>(length);
+        *deadline = steady::now() + options_.transfer_timeout;
+        const std::uint64_t length = h->metadata_length + h->payload_length;
+        std::span<const std::byte> frame_body;
+        boost::system::error_code rec;
+        if (length <= inbox.size()) {
+          greedy = true;
+          rec = co_await fill(static_cast<std::size_t>(length));
+          if (!rec) {
+            frame_body = {inbox.data() + begin, static_cast<std::size_t>(length)};
+            begin += static_cast<std::size_t>(length);
+          }
+        } else {
+          greedy = false;
+          // The body buffer grows as bytes arrive (doubling from 1 MiB, never past the declared length,
+          // kept for the next tuple), so a header that declares gigabytes costs nothing until they come.
+          auto grow_to = [&](std::size_t n) {
+            if (body.size() < n) body.resize(n);
+          };
+          const std::size_t have = std::min<std::size_t>(end - begin, length);
+          grow_to(std::min<std::size_t>(length, std::max(have, body_growth_start)));
+          std::memcpy(body.data(), inbox.data() + begin, have);
+          begin = end = 0;
+          std::size_t filled = have;
+          // With a receive low-water mark the socket wakes this coroutine when a large share of the body
+          // has arrived, not for every segment: a few recv and epoll_wait calls per tuple instead of one
+          // pair per 64 KiB.
+          const int fd = s->native_handle();
+          int lowat = 1;
+          while (filled < length && !rec) {
+            if (filled == body.size()) grow_to(std::min<std::size_t>(length, 2 * body.size()));
+            const std::size_t room = std::min<std::size_t>(body.size(), length) - filled;
+            const int want = static_cast<int>(std::min<std::size_t>(length - filled, large_read_lowat));
+            if (want != lowat && ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) lowat = want;
+            auto [ec, n] = co_await s->async_read_some(asio::buffer(body.data() + filled, room), use_tuple);
+            filled += n;
+            rec = ec;
+          }
+          if (lowat != 1) {
+            const int one = 1;
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+          }
+          frame_body = {body.data(), static_cast<std::size_t>(length)};
         }
-      } else {
-        greedy = false;
-        // The body buffer grows as bytes arrive (doubling from 1 MiB, never past the declared length,
-        // kept for the next tuple), so a header that declares gigabytes costs nothing until they come.
-        auto grow_to = [&](std::size_t n) {
-          if (body.size() < n) body.resize(n);
-        };
-        const std::size_t have = std::min<std::size_t>(end - begin, length);
-        grow_to(std::min<std::size_t>(length, std::max(have, body_growth_start)));
-        std::memcpy(body.data(), inbox.data() + begin, have);
-        begin = end = 0;
-        std::size_t filled = have;
-        // With a receive low-water mark the socket wakes this coroutine when a large share of the body
-        // has arrived, not for every segment: a few recv and epoll_wait calls per tuple instead of one
-        // pair per 64 KiB.
-        const int fd = s->native_handle();
-        int lowat = 1;
-        while (filled < length && !rec) {
-          if (filled == body.size()) grow_to(std::min<std::size_t>(length, 2 * body.size()));
-          const std::size_t room = std::min<std::size_t>(body.size(), length) - filled;
-          const int want = static_cast<int>(std::min<std::size_t>(length - filled, large_read_lowat));
-          if (want != lowat && ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) lowat = want;
-          auto [ec, n] = co_await s->async_read_some(asio::buffer(body.data() + filled, room), use_tuple);
-          filled += n;
-          rec = ec;
+        if (rec) {
+          spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, h->tuple_id, peer,
+                       *timed_out ? "stalled past the transfer deadline" : rec.message());
+          break;
         }
-        if (lowat != 1) {
-          const int one = 1;
-          ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+        *deadline = steady::time_point::max();
+        auto due = session.on_body(*h, frame_body);
+        if (!due) {
+          co_await fail(due.error());
+          break;
         }
-        frame_body = {body.data(), static_cast<std::size_t>(length)};
+        if (*due && !co_await flush()) break;
       }
-      if (rec) {
-        spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, h->tuple_id, peer,
-                     *timed_out ? "stalled past the transfer deadline" : rec.message());
-        break;
-      }
-      *deadline = steady::time_point::max();
-      auto due = session.on_body(*h, frame_body);
-      if (!due) {
-        co_await fail(due.error());
-        break;
-      }
-      if (*due && !co_await flush()) break;
+    } catch (const std::exception& e) {
+      spdlog::error("receiver {}: session from {} stopped by an exception: {}", options_.target, peer, e.what());
     }
+    boost::system::error_code ignored;
+    s->shutdown(tcp::socket::shutdown_both, ignored);
+    s->close(ignored);
+    session.end();  // after the socket closed, as before: then the channel counts the session over
   }
 
   void stop() {

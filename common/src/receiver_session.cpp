@@ -52,8 +52,9 @@ receiver_session::receiver_session(const receiver_options& options, tuple_handle
                                    std::string peer)
     : options_(options), handler_(handler), stats_(stats), peer_(std::move(peer)) {}
 
-receiver_session::~receiver_session() {
-  if (!lease_) return;
+void receiver_session::end() noexcept {
+  if (!lease_ || ended_) return;
+  ended_ = true;
   try {
     handler_.end_session(*lease_, clean_);
   } catch (const std::exception& e) {

@@ -540,7 +540,8 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     for (auto& [seq, m] : c.inbox) release(m);
     c.inbox.clear();
     if (clean) c.session->finish();
-    c.session.reset();  // ends the handler's session
+    c.session->end();
+    c.session.reset();
     if (c.ep != nullptr) {
       ucp_request_param_t rp{};
       if (c.peer_gone || stopped_ || c.recv_req != nullptr) {

@@ -118,6 +118,8 @@ TEST_CASE("receiver_session: a session hands tuples over, batches them, acknowle
     CHECK(s.on_header(end).value().type == wire::frame_type::end);
     CHECK(first_answer(receiver_session::end_frame()).type == wire::frame_type::end);
     s.finish();
+    s.end();
+    s.end();  // once
   }
   CHECK(fx.handler.ended == 1);
   CHECK(fx.handler.ended_clean);
@@ -128,14 +130,24 @@ TEST_CASE("receiver_session: a session hands tuples over, batches them, acknowle
 
 TEST_CASE("receiver_session: a session that never began does not end one; an unfinished one ends unclean") {
   fixture fx;
-  { receiver_session s(fx.options, fx.handler, fx.stats, "peer"); }
+  {
+    receiver_session s(fx.options, fx.handler, fx.stats, "peer");
+    s.end();
+  }
   CHECK(fx.handler.ended == 0);
   {
     receiver_session s(fx.options, fx.handler, fx.stats, "peer");
     REQUIRE(feed(s, fx.data(100, "", "x")).has_value());
+    s.end();
   }
   CHECK(fx.handler.ended == 1);
   CHECK_FALSE(fx.handler.ended_clean);
+  {
+    // Abandoned without end() (the transport torn down at shutdown): the handler is not called.
+    receiver_session s(fx.options, fx.handler, fx.stats, "peer");
+    REQUIRE(feed(s, fx.data(100, "", "x", nullptr)).has_value());
+  }
+  CHECK(fx.handler.ended == 1);
 }
 
 TEST_CASE("receiver_session: tokens are checked before the handler sees anything") {
@@ -251,6 +263,7 @@ TEST_CASE("receiver_session: a handler's error or exception is a fault, never an
       REQUIRE_FALSE(r.has_value());
       CHECK(r.error().code == wire::error_code::internal);
       CHECK(r.error().message.find("disk on fire") != std::string::npos);
+      s.end();
     }
     CHECK(fx.handler.ended == 1);
     CHECK_FALSE(fx.handler.ended_clean);

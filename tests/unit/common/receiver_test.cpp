@@ -318,8 +318,8 @@ TEST_CASE("a header declaring gigabytes costs memory only as its bytes arrive") 
   fixture f(o);
   const auto before = rss();
   // Four connections each declare 1 GiB and send 100 KB of it, then stall.
+  boost::asio::io_context io;  // outlives the sockets
   std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> open;
-  boost::asio::io_context io;
   std::vector<std::byte> some(100000);
   for (std::uint64_t i = 0; i < 4; ++i) {
     auto s = std::make_unique<boost::asio::ip::tcp::socket>(io);

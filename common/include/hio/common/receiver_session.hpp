@@ -3,9 +3,9 @@
 // move bytes and keep deadlines; this class decides what the bytes mean. It checks each frame header
 // (magic, version, lengths, the lease token on the first DATA frame and the same token after it, tuple
 // ids within the lease and increasing), each body (its length, zstd decoding within the maximum tuple
-// size, XXH3-64, metadata a JSON object of bounded depth), hands verified tuples to the tuple_handler, batches them, and encodes the ACK, ERROR
-// and END answers. A handler that throws is a fault like any other (`internal`), never an exception
-// through the transport's loop.
+// size, XXH3-64, metadata a JSON object of bounded depth), hands verified tuples to the tuple_handler,
+// batches them, and encodes the ACK, ERROR and END answers. A handler that throws is a fault like any
+// other (`internal`), never an exception through the transport's loop.
 //
 // Not thread-safe: one session is driven by one transport connection on one thread.
 
@@ -57,8 +57,9 @@ class receiver_session {
  public:
   receiver_session(const receiver_options& options, tuple_handler& handler, receiver_stats& stats,
                    std::string peer);
-  // Ends the handler's session if one began: clean only after finish().
-  ~receiver_session();
+  // Does not call the handler: a session abandoned without end() (its transport torn down with the
+  // io_context at shutdown, when the handler may be gone) ends nothing.
+  ~receiver_session() = default;
   receiver_session(const receiver_session&) = delete;
   receiver_session& operator=(const receiver_session&) = delete;
 
@@ -71,7 +72,8 @@ class receiver_session {
   static session_result<void> check_length(const wire::frame_header& h, std::uint64_t length);
 
   // The body of the DATA frame on_header accepted last, as it travelled: metadata, then payload.
-  // Metadata that check_metadata refuses fails that tuple alone (a FAILED ack with the reason). True when the batch is full and the transport should flush now.
+  // Metadata that check_metadata refuses fails that tuple alone (a FAILED ack with the reason).
+  // True when the batch is full and the transport should flush now.
   session_result<bool> on_body(const wire::frame_header& h, std::span<const std::byte> body);
 
   // Makes the tuples handed over since the last flush durable and appends their ACK frames to `out`.
@@ -83,6 +85,8 @@ class receiver_session {
   static std::string end_frame();
   // The END answer went out: the session ends clean.
   void finish() noexcept { clean_ = true; }
+  // Ends the handler's session if one began (clean only after finish()); once. Never throws.
+  void end() noexcept;
 
   bool begun() const noexcept { return lease_.has_value(); }
   bool any_tuple() const noexcept { return any_tuple_; }
@@ -98,6 +102,7 @@ class receiver_session {
   std::uint64_t last_id_ = 0;
   bool any_tuple_ = false;
   bool clean_ = false;
+  bool ended_ = false;
   std::size_t pending_ = 0;   // tuples since the last flush, refused ones included
   std::size_t handed_ = 0;    // ... of which the handler has
   std::uint64_t pending_bytes_ = 0;
