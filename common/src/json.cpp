@@ -42,8 +42,8 @@ result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t m
 }
 
 nlohmann::json parse_json_or_discarded(std::string_view text, std::size_t max_depth) {
-  if (json_depth(text, max_depth) > max_depth) return nlohmann::json(nlohmann::json::value_t::discarded);
-  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto j = parse_untrusted_json(text, max_depth);
+  return j ? std::move(*j) : nlohmann::json(nlohmann::json::value_t::discarded);
 }
 
 result<void> check_metadata(std::string_view metadata) {

@@ -10,17 +10,28 @@
 #include <algorithm>
 #include <exception>
 #include <iterator>
+#include <memory>
 #include <type_traits>
 
 namespace hio {
 
 namespace {
 
-std::string frame_bytes(const wire::frame_header& h, std::string_view text = {}) {
+// Appends one answer frame (header, then its text) to `out`.
+void append_frame(std::string& out, const wire::frame_header& h, std::string_view text = {}) {
   const auto bytes = wire::encode(h);
-  std::string out(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   out += text;
+}
+
+std::string frame_bytes(const wire::frame_header& h, std::string_view text = {}) {
+  std::string out;
+  append_frame(out, h, text);
   return out;
+}
+
+void append_acks(std::string& out, const std::vector<ack>& acks) {
+  for (const auto& a : acks) append_frame(out, wire::make_ack(a.tuple_id, a.status, a.reason.size()), a.reason);
 }
 
 // Calls into the handler, turning a thrown exception into a fault: a handler's bug must end one
@@ -108,11 +119,16 @@ session_result<bool> receiver_session::on_body(const wire::frame_header& h, std:
     if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > options_.max_tuple_bytes)
       return session_fault{h.tuple_id, wire::error_code::bad_codec,
                            "zstd payload without a valid content size, or over the maximum tuple size"};
-    decoded_.resize(size);
-    const auto got = ZSTD_decompress(decoded_.data(), decoded_.size(), travelled.data(), travelled.size());
+    // Not zero-filled: a small frame that declares a large content size costs only the pages the
+    // decoder writes before it fails.
+    if (decoded_capacity_ < size) {
+      decoded_ = std::make_unique_for_overwrite<std::byte[]>(size);
+      decoded_capacity_ = size;
+    }
+    const auto got = ZSTD_decompress(decoded_.get(), size, travelled.data(), travelled.size());
     if (ZSTD_isError(got) || got != size)
       return session_fault{h.tuple_id, wire::error_code::bad_codec, "zstd payload does not decode"};
-    tuple = decoded_;
+    tuple = {decoded_.get(), static_cast<std::size_t>(size)};
   }
   if (const auto sum = xxh3_64(tuple); sum != h.xxh3)
     return session_fault{h.tuple_id, wire::error_code::checksum,
@@ -148,6 +164,10 @@ session_result<void> receiver_session::flush(std::string& out) {
     if (!stored) return stored.error();
     acks = std::move(*stored);
   }
+  if (refused_.empty()) {
+    append_acks(out, acks);
+    return {};
+  }
   // Both lists follow the tuples' order; acks go out in that order too.
   std::vector<ack> merged;
   merged.reserve(acks.size() + refused_.size());
@@ -155,7 +175,7 @@ session_result<void> receiver_session::flush(std::string& out) {
              std::make_move_iterator(refused_.begin()), std::make_move_iterator(refused_.end()),
              std::back_inserter(merged), [](const ack& a, const ack& b) { return a.tuple_id < b.tuple_id; });
   refused_.clear();
-  for (const auto& a : merged) out += frame_bytes(wire::make_ack(a.tuple_id, a.status, a.reason.size()), a.reason);
+  append_acks(out, merged);
   return {};
 }
 

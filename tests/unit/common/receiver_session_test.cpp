@@ -6,7 +6,10 @@
 #include <doctest/doctest.h>
 #include <zstd.h>
 
+#include <fstream>
 #include <stdexcept>
+
+#include <unistd.h>
 
 using namespace hio;
 
@@ -230,6 +233,35 @@ TEST_CASE("receiver_session: bodies are checked: length, checksum, zstd") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == wire::error_code::bad_codec);
   }
+}
+
+TEST_CASE("receiver_session: a tiny zstd frame declaring a gigabyte costs memory only for what it decodes") {
+  fixture fx;
+  receiver_session s(fx.options, fx.handler, fx.stats, "peer");
+  auto rss = [] {
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  };
+  // A 21-byte frame: magic, a descriptor with an 8-byte content size (single segment), 2^30, then one
+  // last raw block of 5 bytes. It decodes to 5 bytes, not to the size it declares.
+  std::vector<std::byte> frame;
+  for (unsigned v : {0x28u, 0xB5u, 0x2Fu, 0xFDu, 0xE0u}) frame.push_back(std::byte(v));
+  for (int i = 0; i < 8; ++i) frame.push_back(std::byte(((1ull << 30) >> (8 * i)) & 0xFF));
+  for (unsigned v : {0x29u, 0u, 0u, 0x68u, 0x65u, 0x6Cu, 0x6Cu, 0x6Fu}) frame.push_back(std::byte(v));  // "hello"
+  wire::frame_header h;
+  h.tuple_id = 100;
+  h.token = fx.token;
+  h.payload_length = frame.size();
+  h.payload_codec = wire::codec::zstd;
+  const auto before = rss();
+  auto accepted = s.on_header(wire::encode(h)).value();
+  auto r = s.on_body(accepted, frame);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == wire::error_code::bad_codec);
+  const auto grown = rss() > before ? rss() - before : 0;
+  CHECK(grown < (256ull << 20));  // 1 GiB declared; zero-filling it would make it resident
 }
 
 TEST_CASE("receiver_session: a handler's error or exception is a fault, never an exception") {

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -107,7 +108,8 @@ class receiver_session {
   std::size_t handed_ = 0;    // ... of which the handler has
   std::uint64_t pending_bytes_ = 0;
   std::vector<ack> refused_;  // FAILED acks of tuples refused here since the last flush
-  std::vector<std::byte> decoded_;  // zstd payloads decode here (reused)
+  std::unique_ptr<std::byte[]> decoded_;  // zstd payloads decode here (reused, grown when needed)
+  std::uint64_t decoded_capacity_ = 0;
 };
 
 // The fault for an error a handler returned: its code when it is a wire code, else `internal`.
