@@ -111,8 +111,17 @@ session_result<void> receiver_session::check_length(const wire::frame_header& h,
 
 session_result<bool> receiver_session::on_body(const wire::frame_header& h, std::span<const std::byte> body) {
   if (auto l = check_length(h, body.size()); !l) return l.error();
-  const std::string_view metadata(reinterpret_cast<const char*>(body.data()), h.metadata_length);
-  const auto travelled = body.subspan(h.metadata_length);
+  return on_body(h, body.first(h.metadata_length), body.subspan(h.metadata_length));
+}
+
+session_result<bool> receiver_session::on_body(const wire::frame_header& h, std::span<const std::byte> metadata_bytes,
+                                               std::span<const std::byte> travelled) {
+  if (metadata_bytes.size() != h.metadata_length || travelled.size() != h.payload_length)
+    return session_fault{h.tuple_id, wire::error_code::bad_frame,
+                         "metadata and payload of " + std::to_string(metadata_bytes.size()) + " and " +
+                             std::to_string(travelled.size()) + " bytes, the frame's lengths say " +
+                             std::to_string(h.metadata_length) + " and " + std::to_string(h.payload_length)};
+  const std::string_view metadata(reinterpret_cast<const char*>(metadata_bytes.data()), metadata_bytes.size());
   std::span<const std::byte> tuple = travelled;
   if (h.payload_codec == wire::codec::zstd) {
     const auto size = ZSTD_getFrameContentSize(travelled.data(), travelled.size());

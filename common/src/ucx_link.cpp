@@ -1,10 +1,15 @@
 // The sender's end of a data-path session over UCX: one UCP worker and endpoint per session, connected
 // either to the channel's UCP worker address from the lease (any transport UCX finds, shared memory
 // included: UCX's sockaddr connections in 1.13 carry data over network lanes only) or to its UCP listener.
-// DATA frames go as active messages (header = frame + sequence number + connection id, data = metadata
-// and payload as an I/O vector straight from the caller's buffers); payloads from rndv_threshold up are
-// forced onto the rendezvous protocol, so the receiver pulls them into its own buffer, smaller ones go
-// eagerly with the message. Answers come back as active messages carrying one or more frames.
+// DATA frames go as active messages: header = frame + sequence number + connection id (+ the metadata when
+// it fits UCX's header limit), data = the payload straight from the caller's buffer. A contiguous payload
+// matters: UCX 1.13 moves an I/O-vector rendezvous by copying fragments (half the speed over TCP and over
+// shared memory, measured), so metadata and payload travel as a vector only when the metadata is too
+// large for the header. Payloads from rndv_threshold up are forced onto the rendezvous protocol, so the
+// receiver pulls them into its own buffer; smaller ones go eagerly with the message.
+// Sends are pipelined: up to `send_window` are in flight, and an ACK is handed to the caller only once the
+// send of its tuple has completed, so a buffer whose ACK came back is no longer UCX's. Answers come back
+// as active messages carrying one or more frames.
 #include "ucx_common.hpp"
 #include "ucx_detail.hpp"
 
@@ -14,6 +19,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <memory>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -23,6 +29,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <vector>
 
 namespace hio::detail {
 namespace {
@@ -49,6 +56,21 @@ std::size_t rndv_threshold() {
 
 hio::error io_error(std::string what) { return make_error(0, std::move(what)); }
 
+// DATA sends in flight per session. Four keep the receiver's buffers busy while the source hashes the
+// next tuples; the caller's memory in flight is bounded by its own window (client_options).
+constexpr std::size_t send_window = 4;
+constexpr std::size_t frame_prefix = wire::header_size + 16;  // frame + sequence number + connection id
+
+// One DATA send that UCX may still be working on: its header and I/O vector live here until it completes.
+struct pending_send {
+  std::vector<std::byte> header;
+  ucp_dt_iov_t iov[2]{};
+  ucx_op op;
+  void* request = nullptr;  // null: completed when posted
+  std::uint64_t tuple_id = 0;
+  bool done() const noexcept { return request == nullptr || op.done.load(std::memory_order_acquire); }
+};
+
 class ucx_link final : public data_link {
  public:
   ~ucx_link() override { close_all(); }
@@ -69,6 +91,9 @@ class ucx_link final : public data_link {
     hp.arg = link.get();
     if (auto s = ucp_worker_set_am_recv_handler(link->worker_, &hp); s != UCS_OK)
       return io_error(ucx_error("UCX handler", s));
+    ucp_worker_attr_t wa{};
+    wa.field_mask = UCP_WORKER_ATTR_FIELD_MAX_AM_HEADER;
+    if (ucp_worker_query(link->worker_, &wa) == UCS_OK) link->max_header_ = wa.max_am_header;
 
     const auto deadline = steady::now() + timeout;
     const std::string where = host + ":" + std::to_string(port);
@@ -131,17 +156,28 @@ class ucx_link final : public data_link {
   result<answer> receive(std::chrono::milliseconds timeout) override {
     const auto deadline = steady::now() + timeout;
     const bool got = wait_until([&] { return !answers_.empty() || broken_ || shut_; }, deadline);
-    std::lock_guard lock(state_mu_);
-    if (!answers_.empty()) {
-      answer a = std::move(answers_.front());
-      answers_.pop_front();
-      return a;
+    std::unique_lock lock(state_mu_);
+    if (answers_.empty()) {
+      if (!got) return io_error("timed out waiting for the receiver's answer");
+      if (shut_) return io_error("connection is shut down");
+      return io_error("connection lost: " + failure_);
     }
-    if (!got) return io_error("timed out waiting for the receiver's answer");
-    if (shut_) return io_error("connection is shut down");
-    return io_error("connection lost: " + failure_);
+    answer a = std::move(answers_.front());
+    answers_.pop_front();
+    // The caller frees a tuple once its ACK is back, so the ACK waits for that tuple's send to complete
+    // (with rendezvous the completion may come after the receiver's answer); END waits for every send.
+    if (a.header.type == wire::frame_type::ack || a.header.type == wire::frame_type::end) {
+      const bool end = a.header.type == wire::frame_type::end;
+      const std::uint64_t id = a.header.tuple_id;
+      lock.unlock();
+      if (auto r = complete_sends([&](const pending_send& p) { return end || p.tuple_id <= id; }, deadline); !r)
+        return r.error();
+    }
+    return a;
   }
 
+  // Ends the session: a send or receive in progress fails soon, and every send still in flight has
+  // completed (cancelled) when this returns, so the caller may free the buffers of unacknowledged tuples.
   void shutdown_write() noexcept override {
     {
       std::lock_guard lock(state_mu_);
@@ -150,6 +186,7 @@ class ucx_link final : public data_link {
     force_close();
     ucp_worker_signal(worker_);
     cv_.notify_all();
+    (void)complete_sends([](const pending_send&) { return true; }, steady::now() + std::chrono::seconds(5));
   }
 
   transport kind() const noexcept override { return transport::ucx; }
@@ -254,21 +291,76 @@ class ucx_link final : public data_link {
     return {};
   }
 
+  // Waits (progressing) until every send in flight that `which` selects has completed, and frees the
+  // completed ones. An error when one of them failed or they do not complete by the deadline.
+  template <class Which>
+  result<void> complete_sends(Which which, steady::time_point deadline) {
+    const auto selected_done = [&] {
+      return std::ranges::all_of(sends_, [&](const auto& p) { return !which(*p) || p->done(); });
+    };
+    const bool done = wait_until(selected_done, deadline);
+    std::vector<std::unique_ptr<pending_send>> completed;
+    bool broken = false;
+    {
+      std::lock_guard lock(state_mu_);
+      broken = broken_;
+      for (auto it = sends_.begin(); it != sends_.end();) {
+        if ((*it)->done()) {
+          completed.push_back(std::move(*it));
+          it = sends_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    // Freed outside state_mu_: UCX takes its worker lock here, and its callbacks take state_mu_.
+    std::string failure;
+    for (auto& p : completed) {
+      if (p->request == nullptr) continue;
+      if (p->op.status != UCS_OK && failure.empty()) failure = ucs_status_string(p->op.status);
+      ucp_request_free(p->request);
+    }
+    if (!failure.empty()) return io_error("sending to the receiver failed: " + failure);
+    if (!done) {
+      std::lock_guard lock(state_mu_);
+      return io_error(broken ? "connection lost: " + failure_ : std::string("timed out sending to the receiver"));
+    }
+    return {};
+  }
+
   result<void> post(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> payload,
                     std::chrono::milliseconds timeout) {
-    std::array<std::byte, wire::header_size + 16> header;
+    const auto deadline = steady::now() + timeout;
+    // Room in the window: the oldest sends complete first.
+    {
+      std::unique_lock lock(state_mu_);
+      if (sends_.size() >= send_window) {
+        const std::uint64_t oldest = sends_.front()->tuple_id;
+        lock.unlock();
+        if (auto r = complete_sends([&](const pending_send& p) { return p.tuple_id <= oldest; }, deadline); !r)
+          return r;
+      }
+    }
+    auto p = std::make_unique<pending_send>();
+    p->tuple_id = h.tuple_id;
+    // Metadata rides in the header when it fits: the payload then goes as one contiguous buffer.
+    const bool in_header = !metadata.empty() && frame_prefix + metadata.size() <= max_header_;
+    p->header.resize(frame_prefix + (in_header ? metadata.size() : 0));
     const auto frame = wire::encode(h);
-    std::memcpy(header.data(), frame.data(), frame.size());
-    std::memcpy(header.data() + wire::header_size, &send_seq_, 8);
-    std::memcpy(header.data() + wire::header_size + 8, &conn_id_, 8);
+    std::memcpy(p->header.data(), frame.data(), frame.size());
+    std::memcpy(p->header.data() + wire::header_size, &send_seq_, 8);
+    std::memcpy(p->header.data() + wire::header_size + 8, &conn_id_, 8);
+    if (in_header) {
+      std::memcpy(p->header.data() + frame_prefix, metadata.data(), metadata.size());
+      metadata = {};
+    }
     ++send_seq_;
-    ucp_dt_iov_t iov[2] = {{const_cast<char*>(metadata.data()), metadata.size()},
-                           {const_cast<std::byte*>(payload.data()), payload.size()}};
-    ucx_op op;
+    p->iov[0] = {const_cast<char*>(metadata.data()), metadata.size()};
+    p->iov[1] = {const_cast<std::byte*>(payload.data()), payload.size()};
     ucp_request_param_t rp{};
     rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS;
     rp.cb.send = &ucx_op_done;
-    rp.user_data = &op;
+    rp.user_data = &p->op;
     rp.flags = UCP_AM_SEND_FLAG_REPLY;
     const std::size_t total = metadata.size() + payload.size();
     // Below the threshold the bytes travel with the message (UCX would otherwise pick rendezvous from a few
@@ -279,13 +371,13 @@ class ucx_link final : public data_link {
     if (!metadata.empty() && !payload.empty()) {
       rp.op_attr_mask |= UCP_OP_ATTR_FIELD_DATATYPE;
       rp.datatype = ucp_dt_make_iov();
-      buffer = iov;
+      buffer = p->iov;
       count = 2;
     } else if (!payload.empty()) {
-      buffer = iov[1].buffer;
+      buffer = p->iov[1].buffer;
       count = payload.size();
     } else if (!metadata.empty()) {
-      buffer = iov[0].buffer;
+      buffer = p->iov[0].buffer;
       count = metadata.size();
     }
     void* req = nullptr;
@@ -297,10 +389,18 @@ class ucx_link final : public data_link {
         if (broken_) return io_error("connection lost: " + failure_);
       }
       if (ep_ == nullptr) return io_error("connection is closed");
-      req = ucp_am_send_nbx(ep_, ucx_am_data, header.data(), header.size(), buffer, count, &rp);
+      req = ucp_am_send_nbx(ep_, ucx_am_data, p->header.data(), p->header.size(), buffer, count, &rp);
     }
+    if (UCS_PTR_IS_ERR(req)) return io_error(std::string("sending to the receiver failed: ") + ucs_status_string(UCS_PTR_STATUS(req)));
     ucp_worker_signal(worker_);  // a thread asleep on the wakeup descriptor comes round to progress it
-    return finish(req, op, steady::now() + timeout);
+    p->request = req;
+    {
+      std::lock_guard lock(state_mu_);
+      sends_.push_back(std::move(p));
+    }
+    // END has no ACK of its own to wait behind: it leaves when it has gone (and so has all before it).
+    if (h.type == wire::frame_type::end) return complete_sends([](const pending_send&) { return true; }, deadline);
+    return {};
   }
 
   // UCX's shared-memory transports (posix, sysv) cannot report a failed peer, so with UCX_TLS naming only
@@ -380,6 +480,13 @@ class ucx_link final : public data_link {
       if (ucp_request_check_status(req) == UCS_INPROGRESS) ucp_request_cancel(worker_, req);
       ucp_request_free(req);
     }
+    // The endpoint is closed: UCX has completed (or cancelled) every send by now.
+    for (auto& p : sends_) {
+      if (p->request == nullptr) continue;
+      for (int i = 0; i < 1000 && !p->done(); ++i) ucp_worker_progress(worker_);
+      ucp_request_free(p->request);
+    }
+    sends_.clear();
     ucp_worker_destroy(worker_);
   }
 
@@ -389,6 +496,7 @@ class ucx_link final : public data_link {
   ucp_ep_h ep_ = nullptr;
   void* close_req_ = nullptr;
   std::uint64_t send_seq_ = 0;  // writer only
+  std::size_t max_header_ = 0;  // UCX's limit on an active message's header
   std::uint64_t conn_id_ = 0;   // connected by worker address: names this session to the receiver; 0: listener
 
   std::mutex state_mu_;         // guards what follows
@@ -400,6 +508,7 @@ class ucx_link final : public data_link {
   std::deque<answer> answers_;
   std::map<std::uint64_t, std::string> pending_answers_;  // arrived ahead of their turn
   std::uint64_t next_answer_ = 0;
+  std::deque<std::unique_ptr<pending_send>> sends_;  // DATA and END sends not yet freed, in order
 };
 
 }  // namespace

@@ -3,7 +3,9 @@
 // are handled in order, outside UCX's callbacks (which only queue what arrived, and create endpoints).
 // Sources connect through the listener (host:port) or by the worker's address from their lease; the
 // latter start with a HELLO, are answered on UCX's reply endpoint, and name their connection in every
-// message.
+// message. A connection's messages are taken in order into a short pipeline: a rendezvous payload is
+// received into one of the channel's registered buffers while the tuple before it is checked and
+// processed, and tuples are handed to the session strictly in order.
 #include <hio/common/ucx_receiver.hpp>
 
 #include "ucx_common.hpp"
@@ -19,10 +21,12 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <utility>
@@ -35,14 +39,42 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-// One active message as it arrived: its frame header, and its data (eager: bytes UCX keeps for us until
-// released, or a copy when UCX could not keep them; rendezvous: a descriptor to receive from).
+constexpr std::size_t frame_prefix = wire::header_size + 16;  // frame + sequence number + connection id
+constexpr std::size_t receive_buffers = 2;   // registered rendezvous buffers per channel
+constexpr std::size_t pipeline_depth = 4;    // messages of one connection taken ahead of the session
+constexpr std::size_t kept_buffer_bytes = std::size_t{64} << 20;  // larger buffers are freed after use
+constexpr std::uint64_t flush_while_receiving = 32ull << 20;     // see process()
+
+// One active message as it arrived: its frame header, the metadata when it rode in the header, and its
+// data (eager: bytes UCX keeps for us until released, or a copy when UCX could not keep them; rendezvous:
+// a descriptor to receive from).
 struct message {
   wire::header_bytes frame{};
+  std::string metadata;
+  bool metadata_in_header = false;
   void* data = nullptr;
   std::size_t length = 0;
   bool rndv = false;
   std::shared_ptr<std::vector<std::byte>> copy;  // eager bytes UCX lends only for the callback's duration
+};
+
+// A message taken from the inbox, its header accepted by the session: ready (eager, END) or being received
+// into a buffer (rendezvous).
+struct stage {
+  message m;
+  wire::frame_header h;
+  int buffer = -1;          // rendezvous: the receive buffer it lands in
+  void* request = nullptr;  // rendezvous: the receive (1: it completed at once)
+  detail::ucx_op op;
+  bool ready() const noexcept { return buffer < 0 || op.done.load(std::memory_order_acquire); }
+};
+
+// A registered buffer that rendezvous payloads land in, reused from tuple to tuple.
+struct receive_buffer {
+  std::byte* data = nullptr;
+  std::size_t size = 0;
+  ucp_mem_h memh = nullptr;
+  bool busy = false;
 };
 
 struct ucx_conn {
@@ -57,10 +89,10 @@ struct ucx_conn {
   bool closed = false;     // the session is over; waiting for the endpoint to go
   bool peer_gone = false;  // UCX reported the endpoint failed
   std::string gone_reason;
-  // A rendezvous receive into the receiver's buffer.
-  void* recv_req = nullptr;
-  detail::ucx_op recv_op;
-  wire::frame_header recv_header;
+  std::deque<std::unique_ptr<stage>> stages;  // taken from the inbox, in order, not yet accepted
+  bool receiving() const noexcept {
+    return std::ranges::any_of(stages, [](const auto& s) { return s->request != nullptr && !s->ready(); });
+  }
 };
 
 std::string format_peer(const sockaddr_storage& a) {
@@ -97,18 +129,14 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   bool released_ = false;
   receiver_stats stats_;
 
-  // The channel's receive buffer: reused for every rendezvous payload, registered with UCX.
-  std::byte* buffer_ = nullptr;
-  std::size_t buffer_size_ = 0;
-  ucp_mem_h memh_ = nullptr;
-  ucx_conn* buffer_owner_ = nullptr;  // the connection whose receive is writing into it
+  std::array<receive_buffer, receive_buffers> buffers_;
 
   std::string address_;  // this worker's UCP address, hex
   std::map<ucp_ep_h, std::shared_ptr<ucx_conn>> conns_;
   std::map<std::uint64_t, ucx_conn*> by_id_;  // connections made by address, by their id
   std::vector<std::shared_ptr<ucx_conn>> greeting_;  // made by address, not yet answered
   std::uint64_t strays_ = 0;  // messages for no known connection since the last tick
-  std::vector<std::shared_ptr<ucx_conn>> dying_;  // closed with a receive still in flight
+  std::vector<std::shared_ptr<ucx_conn>> dying_;  // closed with receives still in flight
   std::vector<void*> close_reqs_;
 
   // ---- setup ----
@@ -239,14 +267,13 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     const bool kept = rndv || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) != 0;
     ucx_conn* c = nullptr;
     std::uint64_t id = 0;
-    if (header_length == wire::header_size + 16)
-      std::memcpy(&id, static_cast<const std::byte*>(header) + wire::header_size + 8, 8);
+    if (header_length >= frame_prefix) std::memcpy(&id, static_cast<const std::byte*>(header) + wire::header_size + 8, 8);
     if (id != 0) {
       if (auto it = self->by_id_.find(id); it != self->by_id_.end()) c = it->second;
     } else if ((param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0) {
       if (auto it = self->conns_.find(param->reply_ep); it != self->conns_.end()) c = it->second.get();
     }
-    if (c == nullptr || c->closed || header_length != wire::header_size + 16) {
+    if (c == nullptr || c->closed || header_length < frame_prefix) {
       // Not from a connection of ours, or malformed: dropped (a connection then fails its session).
       if (c != nullptr && !c->closed) {
         c->peer_gone = true;
@@ -260,6 +287,10 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     std::memcpy(m.frame.data(), header, wire::header_size);
     std::uint64_t seq = 0;
     std::memcpy(&seq, static_cast<const std::byte*>(header) + wire::header_size, 8);
+    if (header_length > frame_prefix) {  // the metadata rode in the header (checked against the frame later)
+      m.metadata.assign(static_cast<const char*>(header) + frame_prefix, header_length - frame_prefix);
+      m.metadata_in_header = true;
+    }
     m.length = length;
     m.rndv = rndv;
     if (length > 0 && !kept) {
@@ -312,7 +343,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       const auto now = steady::now();
       for (auto& [ep, c] : self->conns_) {
         if (c->closed || c->peer_gone || now < c->deadline) continue;
-        if (c->recv_req != nullptr)
+        if (c->receiving())
           spdlog::info("receiver {}: tuple from {} stalled past the transfer deadline", self->options_.target, c->peer);
         else if (!c->session->begun())
           spdlog::info("receiver {}: {} sent nothing within {} ms; closed", self->options_.target, c->peer,
@@ -346,13 +377,13 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       }
       if (c->closed && c->ep == nullptr) {
         if (c->id != 0) by_id_.erase(c->id);
-        if (c->recv_req != nullptr) dying_.push_back(c);
+        if (!c->stages.empty()) dying_.push_back(c);
         it = conns_.erase(it);
       } else {
         ++it;
       }
     }
-    std::erase_if(dying_, [&](const std::shared_ptr<ucx_conn>& c) { return !finish_receive(*c); });
+    std::erase_if(dying_, [&](const std::shared_ptr<ucx_conn>& c) { return !drop_stages(*c); });
     std::erase_if(close_reqs_, [&](void* req) {
       if (ucp_request_check_status(req) == UCS_INPROGRESS) return false;
       ucp_request_free(req);
@@ -360,43 +391,148 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     });
   }
 
-  // True while a receive of `c` is still in flight; frees it once complete.
-  bool finish_receive(ucx_conn& c) {
-    if (c.recv_req == nullptr) return false;
-    if (!c.recv_op.done.load(std::memory_order_acquire)) return true;
-    if (c.recv_req != reinterpret_cast<void*>(1)) ucp_request_free(c.recv_req);
-    c.recv_req = nullptr;
-    if (buffer_owner_ == &c) buffer_owner_ = nullptr;
+  // Frees a stage's receive and its buffer once the receive is complete. False while it is in flight.
+  bool finish_receive(stage& st) {
+    if (st.buffer < 0) return true;
+    if (!st.op.done.load(std::memory_order_acquire)) return false;
+    if (st.request != nullptr && st.request != reinterpret_cast<void*>(1)) ucp_request_free(st.request);
+    st.request = nullptr;
+    auto& b = buffers_[static_cast<std::size_t>(st.buffer)];
+    b.busy = false;
+    if (b.size > kept_buffer_bytes) unmap(b);  // a rare huge tuple does not pin its memory for good
+    st.buffer = -1;
+    return true;
+  }
+
+  // A closed connection's stages: eager bytes go back to UCX, receives are awaited. True while some
+  // receive is still in flight (its buffer cannot be reused before).
+  bool drop_stages(ucx_conn& c) {
+    while (!c.stages.empty()) {
+      auto& st = *c.stages.front();
+      if (!finish_receive(st)) return true;
+      if (st.request == nullptr) release(st.m);
+      c.stages.pop_front();
+    }
     return false;
   }
 
   void process(ucx_conn& c) {
     while (!c.closed && !stopped_) {
-      if (c.recv_req != nullptr) {
-        if (!c.recv_op.done.load(std::memory_order_acquire)) return;
-        const auto status = c.recv_op.status;
-        finish_receive(c);
-        if (status != UCS_OK) {
-          spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, c.recv_header.tuple_id, c.peer,
-                       ucs_status_string(status));
-          close(c, false);
-          return;
-        }
-        accept(c, c.recv_header, std::span<const std::byte>(buffer_, c.recv_header.metadata_length +
-                                                                         c.recv_header.payload_length));
-        continue;
-      }
-      auto next = c.inbox.find(c.next_seq);
-      if (next == c.inbox.end()) {
-        if (c.session->has_pending()) flush(c);
+      take(c);
+      if (c.closed) return;
+      if (c.stages.empty() || !c.stages.front()->ready()) {
+        // Nothing to hand over now. What was handed over becomes durable and is acknowledged meanwhile,
+        // unless the next payload is already arriving and the batch is small: then one repository write
+        // (one fsync) covers several tuples.
+        if (c.session->has_pending() && (c.stages.empty() || c.session->pending_bytes() >= flush_while_receiving))
+          flush(c);
         return;
       }
-      if (next->second.rndv && buffer_owner_ != nullptr && buffer_owner_ != &c) return;  // an old receive ends first
-      message m = next->second;
+      std::unique_ptr<stage> st = std::move(c.stages.front());
+      c.stages.pop_front();
+      complete(c, *st);
+    }
+  }
+
+  // Takes the connection's next messages in order, as far as the pipeline and the buffers allow: headers
+  // go through the session now, rendezvous payloads start arriving into a free buffer.
+  void take(ucx_conn& c) {
+    while (!c.closed && c.stages.size() < pipeline_depth) {
+      auto next = c.inbox.find(c.next_seq);
+      if (next == c.inbox.end()) return;
+      int buffer = -1;
+      if (next->second.rndv) {
+        const auto free = std::ranges::find_if(buffers_, [](const receive_buffer& b) { return !b.busy; });
+        if (free == buffers_.end()) return;  // a receive of this or another connection ends first
+        buffer = static_cast<int>(free - buffers_.begin());
+      }
+      auto st = std::make_unique<stage>();
+      st->m = std::move(next->second);
       c.inbox.erase(next);
       ++c.next_seq;
-      handle(c, m);
+      auto h = c.session->on_header(st->m.frame);
+      if (h && h->type == wire::frame_type::data) {
+        if (auto l = check_lengths(*h, st->m); !l) h = l.error();
+      }
+      if (!h) {
+        release(st->m);
+        return fail(c, h.error());
+      }
+      st->h = *h;
+      if (buffer >= 0 && h->type == wire::frame_type::data) {
+        if (auto r = receive_into(c, *st, buffer); !r) {
+          release(st->m);
+          return fail(c, {h->tuple_id, wire::error_code::internal, r.error().message});
+        }
+      }
+      c.stages.push_back(std::move(st));
     }
+  }
+
+  // The lengths a message carries are the ones its frame declares (metadata in the header or in the data).
+  static session_result<void> check_lengths(const wire::frame_header& h, const message& m) {
+    if (m.metadata_in_header && m.metadata.size() != h.metadata_length)
+      return session_fault{h.tuple_id, wire::error_code::bad_frame,
+                           "metadata of " + std::to_string(m.metadata.size()) + " bytes in the header, the frame says " +
+                               std::to_string(h.metadata_length)};
+    return receiver_session::check_length(h, m.length + m.metadata.size());
+  }
+
+  // Starts the rendezvous receive of `st`'s data into buffer `index` (grown when needed).
+  result<void> receive_into(ucx_conn& c, stage& st, int index) {
+    auto& b = buffers_[static_cast<std::size_t>(index)];
+    if (auto r = reserve(b, st.m.length); !r) return r;
+    b.busy = true;
+    st.buffer = index;
+    c.deadline = steady::now() + options_.transfer_timeout;
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    rp.cb.recv_am = &impl::on_received;
+    rp.user_data = &st.op;
+    if (b.memh != nullptr) {
+      rp.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMH;
+      rp.memh = b.memh;
+    }
+    void* req = ucp_am_recv_data_nbx(worker_, st.m.data, b.data, st.m.length, &rp);
+    st.m.data = nullptr;  // the descriptor is UCX's again
+    if (req == nullptr || UCS_PTR_IS_ERR(req)) {
+      st.request = reinterpret_cast<void*>(1);  // completed (or failed) at once
+      st.op.status = req == nullptr ? UCS_OK : UCS_PTR_STATUS(req);
+      st.op.done.store(true, std::memory_order_release);
+    } else {
+      st.request = req;
+    }
+    return {};
+  }
+
+  // A stage at the front whose bytes are all here: its tuple goes to the session (END: the session ends).
+  void complete(ucx_conn& c, stage& st) {
+    if (st.h.type == wire::frame_type::end) {
+      release(st.m);
+      if (flush(c) && send_answer(c, receiver_session::end_frame())) close(c, true);
+      return;
+    }
+    const auto metadata = std::as_bytes(std::span(st.m.metadata));
+    if (st.buffer < 0) {
+      const std::span<const std::byte> data(static_cast<const std::byte*>(st.m.data), st.m.length);
+      if (st.m.metadata_in_header) accept(c, st.h, metadata, data);
+      else accept(c, st.h, data.first(st.h.metadata_length), data.subspan(st.h.metadata_length));
+      release(st.m);
+      return;
+    }
+    const auto status = st.op.status;
+    std::byte* bytes = buffers_[static_cast<std::size_t>(st.buffer)].data;
+    if (status != UCS_OK) {
+      finish_receive(st);
+      spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, st.h.tuple_id, c.peer,
+                   ucs_status_string(status));
+      close(c, false);
+      return;
+    }
+    const std::span<const std::byte> data(bytes, st.m.length);
+    if (st.m.metadata_in_header) accept(c, st.h, metadata, data);
+    else accept(c, st.h, data.first(st.h.metadata_length), data.subspan(st.h.metadata_length));
+    finish_receive(st);
   }
 
   void release(message& m) {
@@ -405,83 +541,37 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     m.copy.reset();
   }
 
-  void handle(ucx_conn& c, message& m) {
-    auto h = c.session->on_header(m.frame);
-    if (h && h->type == wire::frame_type::end) {
-      release(m);
-      if (flush(c) && send_answer(c, receiver_session::end_frame())) close(c, true);
-      return;
-    }
-    if (h) {
-      if (auto l = receiver_session::check_length(*h, m.length); !l) h = l.error();
-    }
-    if (!h) {
-      release(m);
-      return fail(c, h.error());
-    }
-    if (!m.rndv) {
-      accept(c, *h, std::span<const std::byte>(static_cast<const std::byte*>(m.data), m.length));
-      release(m);
-      return;
-    }
-    // Rendezvous: the payload comes straight into the channel's buffer.
-    if (auto r = reserve(m.length); !r) {
-      release(m);
-      return fail(c, {h->tuple_id, wire::error_code::internal, r.error().message});
-    }
-    c.recv_header = *h;
-    c.recv_op.done.store(false);
-    c.deadline = steady::now() + options_.transfer_timeout;
-    ucp_request_param_t rp{};
-    rp.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMH;
-    rp.cb.recv_am = &impl::on_received;
-    rp.user_data = &c.recv_op;
-    rp.memh = memh_;
-    void* req = ucp_am_recv_data_nbx(worker_, m.data, buffer_, m.length, &rp);
-    buffer_owner_ = &c;
-    if (req == nullptr) {
-      c.recv_req = reinterpret_cast<void*>(1);  // completed at once
-      c.recv_op.status = UCS_OK;
-      c.recv_op.done.store(true);
-    } else if (UCS_PTR_IS_ERR(req)) {
-      c.recv_req = reinterpret_cast<void*>(1);
-      c.recv_op.status = UCS_PTR_STATUS(req);
-      c.recv_op.done.store(true);
-    } else {
-      c.recv_req = req;
-    }
-  }
-
-  // The buffer holds at least `n` bytes (grown and registered again when needed).
-  result<void> reserve(std::size_t n) {
-    if (n <= buffer_size_ && buffer_ != nullptr) return {};
-    unmap();
-    const std::size_t size = std::max<std::size_t>(n, 1 << 20);
-    buffer_ = static_cast<std::byte*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096));
-    if (buffer_ == nullptr) return make_error(0, "out of memory for a " + std::to_string(n) + "-byte tuple");
-    buffer_size_ = size;
+  // `b` holds at least `n` bytes (grown and registered again when needed).
+  result<void> reserve(receive_buffer& b, std::size_t n) {
+    if (n <= b.size && b.data != nullptr) return {};
+    unmap(b);
+    const std::size_t size = (std::max<std::size_t>(n, 1 << 20) + 4095) / 4096 * 4096;
+    b.data = static_cast<std::byte*>(std::aligned_alloc(4096, size));
+    if (b.data == nullptr) return make_error(0, "out of memory for a " + std::to_string(n) + "-byte tuple");
+    b.size = size;
     auto ctx = detail::ucx_context();
     ucp_mem_map_params_t mp{};
     mp.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
-    mp.address = buffer_;
-    mp.length = buffer_size_;
-    if (!ctx || ucp_mem_map(*ctx, &mp, &memh_) != UCS_OK) memh_ = nullptr;  // UCX registers per transfer then
+    mp.address = b.data;
+    mp.length = b.size;
+    if (!ctx || ucp_mem_map(*ctx, &mp, &b.memh) != UCS_OK) b.memh = nullptr;  // UCX registers per transfer then
     return {};
   }
 
-  void unmap() {
-    if (memh_ != nullptr) {
-      if (auto ctx = detail::ucx_context()) ucp_mem_unmap(*ctx, memh_);
-      memh_ = nullptr;
+  void unmap(receive_buffer& b) {
+    if (b.memh != nullptr) {
+      if (auto ctx = detail::ucx_context()) ucp_mem_unmap(*ctx, b.memh);
+      b.memh = nullptr;
     }
-    std::free(buffer_);
-    buffer_ = nullptr;
-    buffer_size_ = 0;
+    std::free(b.data);
+    b.data = nullptr;
+    b.size = 0;
   }
 
   // A whole message: the session checks it and hands the tuple to the handler.
-  void accept(ucx_conn& c, const wire::frame_header& h, std::span<const std::byte> bytes) {
-    auto due = c.session->on_body(h, bytes);
+  void accept(ucx_conn& c, const wire::frame_header& h, std::span<const std::byte> metadata,
+              std::span<const std::byte> payload) {
+    auto due = c.session->on_body(h, metadata, payload);
     if (!due) return fail(c, due.error());
     c.deadline = steady::now() + options_.idle_timeout;
     if (*due) flush(c);
@@ -539,12 +629,13 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     c.closed = true;
     for (auto& [seq, m] : c.inbox) release(m);
     c.inbox.clear();
+    const bool receiving = c.receiving();
     if (clean) c.session->finish();
     c.session->end();
     c.session.reset();
     if (c.ep != nullptr) {
       ucp_request_param_t rp{};
-      if (c.peer_gone || stopped_ || c.recv_req != nullptr) {
+      if (c.peer_gone || stopped_ || receiving) {
         rp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
         rp.flags = UCP_EP_CLOSE_FLAG_FORCE;
       }
@@ -570,7 +661,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     for (auto& [ep, c] : conns_) {
       c->peer_gone = true;
       close(*c, false);
-      if (c->recv_req != nullptr) dying_.push_back(c);
+      if (!c->stages.empty()) dying_.push_back(c);
     }
     conns_.clear();
     for (auto& c : greeting_) {
@@ -582,14 +673,15 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     const auto deadline = steady::now() + std::chrono::seconds(2);
     while ((!dying_.empty() || !close_reqs_.empty()) && steady::now() < deadline) {
       ucp_worker_progress(worker_);
-      std::erase_if(dying_, [&](const std::shared_ptr<ucx_conn>& c) { return !finish_receive(*c); });
+      std::erase_if(dying_, [&](const std::shared_ptr<ucx_conn>& c) { return !drop_stages(*c); });
       std::erase_if(close_reqs_, [&](void* req) {
         if (ucp_request_check_status(req) == UCS_INPROGRESS) return false;
         ucp_request_free(req);
         return true;
       });
     }
-    if (dying_.empty()) unmap();  // else leaked rather than freed under a transfer
+    if (dying_.empty())
+      for (auto& b : buffers_) unmap(b);  // else leaked rather than freed under a transfer
     if (worker_ != nullptr) ucp_worker_destroy(worker_);
     worker_ = nullptr;
   }

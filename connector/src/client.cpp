@@ -701,7 +701,8 @@ void client::impl::run_reader(session& s) {
         failure = s.where() + " acknowledged tuple " + std::to_string(h.tuple_id) + ", which was not next";
         break;
       }
-      // The peer read the whole frame, so the writer is at most returning from its sendmsg.
+      // The peer read the whole frame, so the writer is at most returning from its send (over UCX the link
+      // hands an ACK over only once its send has completed).
       for (int spin = 0; !j->written.load(std::memory_order_acquire); ++spin) {
         if (spin < 1000) std::this_thread::yield();
         else std::this_thread::sleep_for(std::chrono::microseconds(50));

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <doctest/doctest.h>
 
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -37,22 +38,28 @@ namespace {
 // Keeps what it is handed; acks every tuple as stored.
 struct keeping_handler : tuple_handler {
   std::vector<std::vector<std::byte>> tuples;
-  std::vector<std::uint64_t> ids, pending;
+  std::vector<std::string> metadata;
+  std::map<std::uint64_t, std::vector<std::vector<std::byte>>> by_lease;
+  std::vector<std::uint64_t> ids;
+  std::map<std::uint64_t, std::vector<std::uint64_t>> pending;  // by lease
   int sessions = 0, clean_ends = 0;
   result<void> begin_session(const lease_token&, const std::string&) override {
     ++sessions;
     return {};
   }
-  result<void> on_tuple(const lease_token&, const received_tuple& t) override {
+  result<void> on_tuple(const lease_token& l, const received_tuple& t) override {
     tuples.emplace_back(t.payload.begin(), t.payload.end());
-    pending.push_back(t.tuple_id);
+    metadata.emplace_back(t.metadata);
+    by_lease[l.lease_id].emplace_back(t.payload.begin(), t.payload.end());
+    pending[l.lease_id].push_back(t.tuple_id);
     return {};
   }
-  result<std::vector<ack>> flush(const lease_token&) override {
+  result<std::vector<ack>> flush(const lease_token& l) override {
     std::vector<ack> acks;
-    for (auto id : pending) acks.push_back({id, wire::ack_status::stored, {}});
-    ids.insert(ids.end(), pending.begin(), pending.end());
-    pending.clear();
+    auto& mine = pending[l.lease_id];
+    for (auto id : mine) acks.push_back({id, wire::ack_status::stored, {}});
+    ids.insert(ids.end(), mine.begin(), mine.end());
+    mine.clear();
     return acks;
   }
   void end_session(const lease_token&, bool clean) override { clean_ends += clean; }
@@ -62,8 +69,10 @@ struct keeping_handler : tuple_handler {
 
 namespace {
 
-// One session of `small` tiny tuples (their acks make answers far past UCX's rendezvous threshold) and
-// an empty, an eager and a rendezvous tuple, then a forged token; through the listener or by address.
+// One session of `small` tiny tuples (their acks make answers far past UCX's rendezvous threshold), an
+// empty, an eager and a rendezvous tuple, the last two again with metadata too large for UCX's message
+// header (sent as an I/O vector), and a run of rendezvous tuples that fill the send window; then a forged
+// token. Through the listener or by address.
 void exchange_over_ucx(bool by_address, std::size_t small) {
   boost::asio::io_context io(1);
   auto guard = boost::asio::make_work_guard(io);
@@ -79,20 +88,28 @@ void exchange_over_ucx(bool by_address, std::size_t small) {
 
   auto link = open_link(transport::ucx, "127.0.0.1", (*rx)->port(), 5s, address);
   REQUIRE_MESSAGE(link.has_value(), (link.has_value() ? std::string() : link.error().message));
-  const auto count = static_cast<std::uint32_t>(small + 3);
+  const std::string small_meta = R"({"source":"t"})";
+  const std::string large_meta = R"({"source":"t","notes":")" + std::string(100000, 'x') + R"("})";
+  std::vector<std::pair<std::size_t, const std::string*>> plan(small, {10, &small_meta});
+  for (std::size_t size : {std::size_t{0}, std::size_t{1000}, std::size_t{3} << 20}) plan.emplace_back(size, &small_meta);
+  for (std::size_t size : {std::size_t{1000}, std::size_t{3} << 20}) plan.emplace_back(size, &large_meta);
+  for (int i = 0; i < 10; ++i) plan.emplace_back(std::size_t{2} << 20, &small_meta);
+  const auto count = static_cast<std::uint32_t>(plan.size());
   const auto token = mint_token("s", o.target, 1, 100, count, unix_seconds() + 60);
+  // Each payload stays in place until its ACK is back (sends are pipelined).
   std::vector<std::vector<std::byte>> sent;
-  std::vector<std::size_t> sizes(small, 10);
-  for (std::size_t size : {std::size_t{0}, std::size_t{1000}, std::size_t{3} << 20}) sizes.push_back(size);
-  for (std::size_t size : sizes) {  // tiny, then empty, eager, rendezvous
+  std::vector<std::string> sent_metadata;
+  sent.reserve(plan.size());
+  for (const auto& [size, meta] : plan) {
     std::vector<std::byte> p(size);
     for (std::size_t i = 0; i < size; ++i) p[i] = static_cast<std::byte>(i * 7 + size + sent.size());
     wire::frame_header fh;
     fh.tuple_id = 100 + sent.size();
     fh.token = token;
     fh.xxh3 = xxh3_64(p);
-    REQUIRE((*link)->send(fh, R"({"source":"t"})", p, 5s).has_value());
     sent.push_back(std::move(p));
+    sent_metadata.push_back(*meta);
+    REQUIRE((*link)->send(fh, *meta, sent.back(), 5s).has_value());
   }
   REQUIRE((*link)->send_end(5s).has_value());
   std::vector<std::uint64_t> acked, expected;
@@ -130,6 +147,80 @@ void exchange_over_ucx(bool by_address, std::size_t small) {
   CHECK(h.sessions == 1);
   CHECK(h.clean_ends == 1);
   CHECK(h.tuples == sent);
+  CHECK(h.metadata == sent_metadata);
+}
+
+// Sessions of `sources` links at once into one receiver, each a run of rendezvous tuples: they share the
+// channel's receive buffers, and each session's tuples arrive intact, in order, all acknowledged.
+void concurrent_over_ucx(int sources, int tuples) {
+  boost::asio::io_context io(1);
+  auto guard = boost::asio::make_work_guard(io);
+  keeping_handler h;
+  receiver_options o;
+  o.secret = "s";
+  o.target = channel_target("w", 0);
+  auto rx = ucx_receiver::start(io, o, h);
+  REQUIRE(rx.has_value());
+  std::thread t([&] { io.run(); });
+  std::vector<std::vector<std::vector<std::byte>>> sent(static_cast<std::size_t>(sources));
+  std::vector<std::string> failures(static_cast<std::size_t>(sources));
+  std::vector<std::thread> senders;
+  for (int s = 0; s < sources; ++s)
+    senders.emplace_back([&, s] {
+      auto& mine = sent[static_cast<std::size_t>(s)];
+      auto& failure = failures[static_cast<std::size_t>(s)];
+      auto link = open_link(transport::ucx, "127.0.0.1", (*rx)->port(), 5s, (*rx)->address());
+      if (!link) {
+        failure = link.error().message;
+        return;
+      }
+      const std::uint64_t first = 1000 * static_cast<std::uint64_t>(s + 1);
+      const auto token = mint_token("s", o.target, static_cast<std::uint64_t>(s + 1), first,
+                                    static_cast<std::uint32_t>(tuples), unix_seconds() + 60);
+      mine.reserve(static_cast<std::size_t>(tuples));
+      for (int i = 0; i < tuples; ++i) {
+        std::vector<std::byte> p((std::size_t{1} << 20) + static_cast<std::size_t>(i) * 4096);
+        for (std::size_t k = 0; k < p.size(); k += 512) p[k] = static_cast<std::byte>(k + static_cast<std::size_t>(i * 31 + s));
+        wire::frame_header fh;
+        fh.tuple_id = first + static_cast<std::uint64_t>(i);
+        fh.token = token;
+        fh.xxh3 = xxh3_64(p);
+        mine.push_back(std::move(p));
+        if (auto r = (*link)->send(fh, R"({"source":"c"})", mine.back(), 5s); !r) {
+          failure = r.error().message;
+          return;
+        }
+      }
+      if (auto r = (*link)->send_end(5s); !r) {
+        failure = r.error().message;
+        return;
+      }
+      for (std::uint64_t next = first;;) {
+        auto a = (*link)->receive(10s);
+        if (!a) {
+          failure = a.error().message;
+          return;
+        }
+        if (a->header.type == wire::frame_type::end) {
+          if (next != first + static_cast<std::uint64_t>(tuples)) failure = "END before every ACK";
+          return;
+        }
+        if (a->header.type != wire::frame_type::ack || a->header.tuple_id != next++) {
+          failure = "unexpected answer (type " + std::to_string(static_cast<int>(a->header.type)) + ") for tuple " +
+                    std::to_string(a->header.tuple_id) + ": " + a->text;
+          return;
+        }
+      }
+    });
+  for (auto& s : senders) s.join();
+  guard.reset();
+  io.stop();
+  t.join();
+  rx->reset();
+  for (const auto& f : failures) CHECK_MESSAGE(f.empty(), f);
+  CHECK(h.sessions == sources);
+  CHECK(h.clean_ends == sources);
+  for (int s = 0; s < sources; ++s) CHECK(h.by_lease[static_cast<std::uint64_t>(s + 1)] == sent[static_cast<std::size_t>(s)]);
 }
 
 }  // namespace
@@ -143,6 +234,11 @@ TEST_CASE("over UCX, tuples small and large arrive intact and are acknowledged i
   }
   SUBCASE("through the channel's UCX listener") { exchange_over_ucx(false, 600); }
   SUBCASE("by the channel's UCP worker address") { exchange_over_ucx(true, 600); }
+}
+
+TEST_CASE("over UCX, four sessions at once share a channel's receive buffers; each arrives whole and in order") {
+  if (!ucx_compiled_in()) return;
+  concurrent_over_ucx(4, 12);
 }
 
 TEST_CASE("over UCX by address, a bad worker address or a receiver that is gone gives a clear error") {

@@ -72,14 +72,19 @@ class receiver_session {
   // before taking its bytes (UCX rendezvous) checks it first.
   static session_result<void> check_length(const wire::frame_header& h, std::uint64_t length);
 
-  // The body of the DATA frame on_header accepted last, as it travelled: metadata, then payload.
-  // Metadata that check_metadata refuses fails that tuple alone (a FAILED ack with the reason).
-  // True when the batch is full and the transport should flush now.
+  // The body of a DATA frame on_header accepted, as it travelled: metadata, then payload; bodies come in
+  // the order of their headers (a transport may accept the next headers first). Metadata that
+  // check_metadata refuses fails that tuple alone (a FAILED ack with the reason). True when the batch is
+  // full and the transport should flush now.
   session_result<bool> on_body(const wire::frame_header& h, std::span<const std::byte> body);
+  // The same with metadata and payload apart (UCX carries small metadata in the message header).
+  session_result<bool> on_body(const wire::frame_header& h, std::span<const std::byte> metadata,
+                               std::span<const std::byte> payload);
 
   // Makes the tuples handed over since the last flush durable and appends their ACK frames to `out`.
   session_result<void> flush(std::string& out);
   bool has_pending() const noexcept { return pending_ > 0; }
+  std::uint64_t pending_bytes() const noexcept { return pending_bytes_; }
 
   // Counts and logs the fault; returns the ERROR frame to send before closing.
   std::string reject(const session_fault& f);

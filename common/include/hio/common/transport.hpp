@@ -43,14 +43,18 @@ bool ucx_compiled_in() noexcept;
 class data_link {
  public:
   virtual ~data_link() = default;
-  // Sends one DATA frame (header lengths are set from the spans). The payload must stay unchanged until
-  // the call returns. Error (code 0) when the peer is gone or the send stalls past `timeout`.
+  // Sends one DATA frame (header lengths are set from the spans). The call may return while the bytes
+  // are still in flight (UCX pipelines sends): metadata and payload must stay unchanged until the frame's
+  // ACK has been received, or until shutdown_write() has returned or the link is gone. Error (code 0)
+  // when the peer is gone or the send stalls past `timeout`.
   virtual result<void> send(const wire::frame_header& h, std::string_view metadata,
                             std::span<const std::byte> payload, std::chrono::milliseconds timeout) = 0;
   virtual result<void> send_end(std::chrono::milliseconds timeout) = 0;
-  // The next ACK, ERROR or END. Error (code 0) on timeout, a lost connection or a malformed frame.
+  // The next ACK, ERROR or END; an ACK or END only once the sends it covers have completed. Error
+  // (code 0) on timeout, a lost connection or a malformed frame.
   virtual result<answer> receive(std::chrono::milliseconds timeout) = 0;
-  // Gives up on the session: a blocked send and receive fail soon, the receiver sees the session end.
+  // Gives up on the session: a blocked send and receive fail soon, the receiver sees the session end;
+  // sends still in flight are cancelled and complete before it returns.
   virtual void shutdown_write() noexcept = 0;
   virtual transport kind() const noexcept = 0;
 };
