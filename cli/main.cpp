@@ -5,9 +5,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 int main(int argc, char** argv) {
   CLI::App app{"hio: stream large scientific tuples through per-core worker channels"};
   app.require_subcommand(1);
+  // Global options (--data-dir) may come before or after the subcommand: subcommands made from here on
+  // pass options they do not know up to the app.
+  app.fallthrough();
   std::string data_dir = "hio-data";
   app.add_option("--data-dir", data_dir, "Cluster directory of `hio up` (used to find a running cluster)")
       ->capture_default_str();
@@ -37,7 +42,9 @@ int main(int argc, char** argv) {
 
   hio::cli::features_options fe;
   auto* fe_cmd = app.add_subcommand("features", "Print the stored tuples and their features");
+  std::string fe_master, kn_master;
   fe_cmd->add_option("--repository", fe.repository, "Repository URL (default: $HIO_REPOSITORY, then `hio up`'s)");
+  fe_cmd->add_option("--master", fe_master, "Read from the repository this master stores into");
   fe_cmd->add_option("--format", fe.format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
   fe_cmd->add_option("--after", fe.after, "Only tuples stored after this cursor");
   fe_cmd->add_option("--limit", fe.limit, "At most this many (0: all)");
@@ -45,6 +52,7 @@ int main(int argc, char** argv) {
   hio::cli::knowledge_options kn;
   auto* kn_cmd = app.add_subcommand("knowledge", "The clusters hio-discovery found most recently");
   kn_cmd->add_option("--repository", kn.repository, "Repository URL (default: $HIO_REPOSITORY, then `hio up`'s)");
+  kn_cmd->add_option("--master", kn_master, "Read from the repository this master stores into");
   kn_cmd->add_option("--format", kn.format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
 
   hio::cli::stream_options sm;
@@ -58,6 +66,13 @@ int main(int argc, char** argv) {
   sm_cmd->add_option("--transport", sm.transport, "tcp, ucx (an error if no channel or this build lacks UCX) or auto")
       ->check(CLI::IsMember({"tcp", "ucx", "auto"}))
       ->capture_default_str();
+  std::string wait = "acknowledged";
+  sm_cmd->add_option("--wait", wait,
+                     "acknowledged: exit once every tuple is stored or durably queued; stored: also wait until the "
+                     "queued ones are stored (or failed)")
+      ->check(CLI::IsMember({"acknowledged", "stored"}))
+      ->capture_default_str();
+  sm_cmd->add_option("--wait-timeout", sm.wait_timeout, "With --wait stored: seconds to wait at most")->capture_default_str();
   bool quiet = false;
   sm_cmd->add_flag("--quiet,-q", quiet, "No progress bar");
   sm_cmd->add_option("files", sm.files, "Files to send, one tuple each")->required();
@@ -86,17 +101,33 @@ int main(int argc, char** argv) {
     if (st.master.empty()) st.master = hio::cli::default_master_url(data_dir);
     return hio::cli::status(st);
   }
+  // --repository wins; else the repository of --master; else the environment and `hio up`'s.
+  const auto repository = [&](std::string& chosen, const std::string& master, const char* command) {
+    if (!chosen.empty()) return true;
+    if (master.empty()) {
+      chosen = hio::cli::default_repository_url(data_dir);
+      return true;
+    }
+    auto r = hio::cli::repository_of_master(master);
+    if (!r) {
+      std::fprintf(stderr, "hio %s: %s\n", command, r.error().message.c_str());
+      return false;
+    }
+    chosen = *r;
+    return true;
+  };
   if (*fe_cmd) {
-    if (fe.repository.empty()) fe.repository = hio::cli::default_repository_url(data_dir);
+    if (!repository(fe.repository, fe_master, "features")) return 1;
     return hio::cli::features(fe);
   }
   if (*kn_cmd) {
-    if (kn.repository.empty()) kn.repository = hio::cli::default_repository_url(data_dir);
+    if (!repository(kn.repository, kn_master, "knowledge")) return 1;
     return hio::cli::knowledge(kn);
   }
   if (*sm_cmd) {
     if (sm.master.empty()) sm.master = hio::cli::default_master_url(data_dir);
     sm.progress = !quiet;
+    sm.wait_stored = wait == "stored";
     return hio::cli::stream(sm);
   }
   if (*be_cmd) {

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   options.knowledge.method = *hio::discovery::parse_linkage_method(method);
 
   hio::init_logging("discovery", log_level);
+  hio::stop_with_parent();  // started by `hio up`: stop when it dies
   auto opened = hio::discovery::discovery_service::open(options);
   if (!opened) {
     spdlog::error("cannot open {}: {}", data_dir, opened.error().message);

@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   }
 
   hio::init_logging("master", log_level);
+  hio::stop_with_parent();  // started by `hio up`: stop when it dies
   o.data_dir = data_dir;
   o.queue_memory_bytes = queue_memory_mib << 20;
   o.queue_max_bytes = queue_max_gib << 30;

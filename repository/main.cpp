@@ -2,6 +2,7 @@
 
 #include <hio/common/http.hpp>
 #include <hio/common/log.hpp>
+#include <hio/common/process.hpp>
 #include <hio/repository/service.hpp>
 #include <hio/repository/store.hpp>
 
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   options.data_dir = data_dir;
 
   hio::init_logging("repository", log_level);
+  hio::stop_with_parent();  // started by `hio up`: stop when it dies
 
   auto opened = hio::repository::store::open(hio::repository::to_store_options(options));
   if (!opened) {

@@ -21,7 +21,7 @@ export HIO_SCIPY_PATH
 jobs=$(nproc)
 
 echo "== build (RelWithDebInfo)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHIO_WERROR=ON >/dev/null
 ninja -C build -j "$jobs"
 
 echo "== tests"
@@ -29,7 +29,7 @@ ctest --test-dir build --output-on-failure -j 1 --timeout 600
 
 if [ "$sanitize" -eq 1 ]; then
   echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHIO_SANITIZE=ON -DHIO_WITH_CUDA=OFF >/dev/null
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHIO_SANITIZE=ON -DHIO_WITH_CUDA=OFF -DHIO_WERROR=ON >/dev/null
   ninja -C build-asan -j "$jobs" $(ninja -C build-asan -t targets all | grep -o '^hio-[a-z]*-tests' | sort -u)
   # The Python connector test loads the library into /usr/bin/python3, which ASan cannot instrument;
   # it runs in the normal build above.

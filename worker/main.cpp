@@ -1,6 +1,7 @@
 // hio-worker: one pinned channel per core, registered with the master, draining to the repository.
 #include <hio/common/http.hpp>
 #include <hio/common/log.hpp>
+#include <hio/common/process.hpp>
 #include <hio/common/transport.hpp>
 #include <hio/worker/controller.hpp>
 
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
   o.process_timeout = std::chrono::milliseconds(process_timeout_ms);
 
   hio::init_logging("worker", log_level);
+  hio::stop_with_parent();  // started by `hio up`: stop when it dies
   for (const auto* url : {&o.master_url, &o.repository_url}) {
     if (auto parsed = hio::http::parse_url(*url); !parsed) {
       spdlog::error("bad URL '{}': {}", *url, parsed.error().message);

@@ -1,5 +1,7 @@
 // `hio stream`: sends files as tuples, with a progress bar, and says which files did not arrive.
 #include <hio/cli/commands.hpp>
+#include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 #include <hio/connector/client.hpp>
 
 #include <nlohmann/json.hpp>
@@ -30,6 +32,45 @@ struct mapped_file {
   }
 };
 
+// Waits until each queued tuple (file index, tuple id) has its record in the repository, read through
+// the master's /v1/tuples/<id>. A failed record becomes that file's problem. Returns the number of files
+// still not stored at the deadline.
+std::size_t wait_until_stored(const std::string& master, std::vector<std::pair<std::size_t, std::uint64_t>> queued,
+                              std::vector<std::string>& problems, bool progress, std::chrono::seconds timeout) {
+  http::client c(master);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto last_note = std::chrono::steady_clock::now();
+  while (!queued.empty()) {
+    std::erase_if(queued, [&](const std::pair<std::size_t, std::uint64_t>& q) {
+      auto r = c.get("/v1/tuples/" + std::to_string(q.second));
+      if (!r || r->status != 200) return false;  // not stored yet (404), or the master is busy: later
+      const auto j = parse_json_or_discarded(r->body);
+      if (j.is_discarded() || !j.is_object()) return false;
+      const auto text = [&](const char* key) {
+        return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+      };
+      if (text("status") == "failed") {
+        const auto error = text("error");
+        problems[q.first] = "processing failed: " + (error.empty() ? std::string("no reason given") : error);
+      }
+      return true;
+    });
+    if (queued.empty()) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      for (const auto& [i, id] : queued)
+        problems[i] = "queued (tuple " + std::to_string(id) + "), not stored within " + std::to_string(timeout.count()) + " s";
+      return queued.size();
+    }
+    if (progress && now - last_note >= std::chrono::seconds(2)) {
+      std::fprintf(stderr, "hio stream: waiting for %zu queued tuples to be stored\n", queued.size());
+      last_note = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return 0;
+}
+
 std::string hostname() {
   char buf[256] = {};
   ::gethostname(buf, sizeof buf - 1);
@@ -53,6 +94,7 @@ int stream(const stream_options& o) {
   std::mutex problems_mutex;
   std::atomic<std::size_t> done{0}, ok{0};
   std::atomic<std::uint64_t> bytes_done{0};
+  std::vector<std::pair<std::size_t, std::uint64_t>> queued;  // (file, tuple id) acknowledged QUEUED; under problems_mutex
   std::uint64_t bytes_total = 0;
   std::vector<std::unique_ptr<mapped_file>> maps(n);
   const auto start = std::chrono::steady_clock::now();
@@ -120,6 +162,10 @@ int stream(const stream_options& o) {
         std::lock_guard lock(problems_mutex);
         problems[i] = "processing failed: " + r->reason;
       } else {
+        if (r->status == connector::send_status::queued) {
+          std::lock_guard lock(problems_mutex);
+          queued.emplace_back(i, r->tuple_id);
+        }
         ++ok;
       }
       bytes_done += maps[i] ? maps[i]->size : 0;
@@ -137,6 +183,12 @@ int stream(const stream_options& o) {
   painter.join();
   draw(true);
   maps.clear();
+  if (o.wait_stored && !queued.empty()) {
+    const std::size_t before = queued.size();
+    const std::size_t late = wait_until_stored(o.master, std::move(queued), problems, o.progress, o.wait_timeout);
+    if (o.progress) std::cerr << "hio stream: " << before - late << " of " << before << " queued tuples stored since\n";
+    ok -= late;
+  }
 
   std::size_t bad = 0;
   for (std::size_t i = 0; i < n; ++i)

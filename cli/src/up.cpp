@@ -131,6 +131,8 @@ int up(const up_options& o) {
     }
   }
   ::setenv("HIO_SECRET", secret.c_str(), 1);
+  // The processes started here stop when this one dies, even by kill -9 (stop_with_parent()).
+  ::setenv(stop_with_parent_env, std::to_string(::getpid()).c_str(), 1);
 
   const fs::path bin = bin_dir();
   const std::string host = o.host;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 
 #include <cerrno>
 #include <csignal>
@@ -21,6 +22,14 @@ void block_stop_signals() {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+}
+
+void stop_with_parent() {
+  const std::string want = env_or(stop_with_parent_env);
+  if (want.empty() || want != std::to_string(::getppid())) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The parent may have died between the two calls: then this process has been re-parented already.
+  if (want != std::to_string(::getppid())) ::raise(SIGTERM);
 }
 
 int wait_for_signal() {

@@ -14,7 +14,8 @@ std::size_t feature_count(std::size_t species, bool spectral) noexcept {
 result<std::vector<std::string>> feature_names(std::size_t species, const options& o) {
   std::vector<std::string> prefix;
   if (o.species_names.empty()) {
-    for (std::size_t s = 0; s < species; ++s) prefix.push_back("s" + std::to_string(s));
+    // Appended, not "s" + to_string(s): g++ 12 at -O3 warns falsely (-Wrestrict) on that operator+.
+    for (std::size_t s = 0; s < species; ++s) prefix.push_back(std::string("s").append(std::to_string(s)));
   } else {
     if (o.species_names.size() != species)
       return make_error(errc::invalid_argument, std::to_string(o.species_names.size()) + " species names given for " +

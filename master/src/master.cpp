@@ -253,12 +253,20 @@ struct master::impl {
     if (!parsed) return http::error_response(400, parsed.error().message);
     json body = std::move(*parsed);
     if (!body.is_object()) return http::error_response(400, "body must be a JSON object");
+    // Every field a lease body knows has one type; a wrong one is refused, not ignored or coerced.
+    for (const char* key : {"count", "bytes", "ends"})
+      if (body.contains(key) && !body[key].is_number_unsigned())
+        return http::error_response(400, std::string("\"") + key + "\" must be a non-negative integer");
+    for (const char* key : {"source", "client", "transport"})
+      if (body.contains(key) && !body[key].is_string())
+        return http::error_response(400, std::string("\"") + key + "\" must be a string");
     std::uint64_t first = 0;
     std::uint32_t count = 1;
     bool retry = false;
     if (body.contains("retry")) {
       const auto& rt = body["retry"];
-      if (!rt.is_object() || !rt.contains("first") || !rt["first"].is_number_unsigned())
+      if (!rt.is_object() || !rt.contains("first") || !rt["first"].is_number_unsigned() ||
+          (rt.contains("count") && !rt["count"].is_number_unsigned()))
         return http::error_response(400, R"("retry" must be {"first": <tuple id>, "count": <n>})");
       first = rt["first"].get<std::uint64_t>();
       const auto n = rt.value("count", std::uint64_t{1});
@@ -519,6 +527,7 @@ struct master::impl {
     }
     return {
         {"version", "0.1.0"},
+        {"repository", opt.repository_url},
         {"uptime_s", std::chrono::duration<double>(clock_type::now() - started).count()},
         {"workers", std::move(ws)},
         {"channels", {{"total", cm.total_channels()}, {"free", cm.free_channels()}, {"busy", busy}, {"credits", credits}}},

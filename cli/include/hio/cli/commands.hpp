@@ -1,6 +1,9 @@
 #pragma once
 // The `hio` command's subcommands. Each returns the process exit code.
 
+#include <hio/common/error.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -54,6 +57,8 @@ struct stream_options {
   bool compress = false;
   bool progress = true;
   std::string transport = "tcp";       // tcp | ucx | auto (see connector::client_options)
+  bool wait_stored = false;            // --wait stored: tuples acknowledged QUEUED count once stored
+  std::chrono::seconds wait_timeout{3600};
 };
 int stream(const stream_options& o);
 
@@ -75,6 +80,8 @@ int bench(const bench_options& o);
 // <data dir>/cluster.json, then the default ports on 127.0.0.1.
 std::string default_master_url(const std::string& data_dir = "hio-data");
 std::string default_repository_url(const std::string& data_dir = "hio-data");
+// The repository a master stores into (its /v1/status "repository"), for `--master` on reading commands.
+result<std::string> repository_of_master(const std::string& master_url);
 
 // "1.5 GB", "12 MB", "300 B": decimal units, three significant digits.
 std::string human_bytes(double bytes);

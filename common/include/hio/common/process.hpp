@@ -15,6 +15,12 @@ void block_stop_signals();
 // Waits until SIGINT or SIGTERM arrives; returns the signal number.
 int wait_for_signal();
 
+// A process started by `hio up` stops (SIGTERM, so it shuts down cleanly) when `hio up` dies, even by
+// kill -9: `hio up` names itself in HIO_STOP_WITH_PARENT, and a process whose parent is that pid asks the
+// kernel for PR_SET_PDEATHSIG. Processes started by others (workers the master provisions) are unaffected.
+inline constexpr const char* stop_with_parent_env = "HIO_STOP_WITH_PARENT";
+void stop_with_parent();
+
 // Writes `port` to `path` atomically (temp file + rename), so a reader sees either nothing or the
 // whole number. Tests and `hio up` wait for this file to know the server is listening.
 result<void> write_port_file(const std::string& path, std::uint16_t port);
