@@ -119,6 +119,16 @@ HIO_CONNECTOR_API int hio_send(hio_client* client, const void* data, size_t len,
 HIO_CONNECTOR_API int hio_send_async(hio_client* client, const void* data, size_t len, const char* metadata_json,
                                      int flags, hio_send_callback callback, void* user_data);
 
+/* Sends `count` tuples in one call and waits until each has its result; the tuples travel pipelined, as
+ * with hio_send_async. Tuple i is data[i] (lens[i] bytes, read in place during the call) with metadata
+ * metadata_json[i] (metadata_json NULL, or an entry NULL: none). codes[i] gets HIO_OK and results[i] the
+ * acknowledgement (stored, failed or queued), or an HIO_ERR_* code and results[i].reason the message.
+ * `counts` (may be NULL) gets the totals. Returns HIO_OK when every tuple was acknowledged, else the first
+ * error's code (message in hio_last_error). Results do not enter hio_flush's counts. */
+HIO_CONNECTOR_API int hio_send_many(hio_client* client, size_t count, const void* const* data, const size_t* lens,
+                                    const char* const* metadata_json, hio_send_result* results, int32_t* codes,
+                                    hio_flush_counts* counts);
+
 /* Waits until every queued tuple has its result (at most timeout_ms; <= 0 means 600000), then reports
  * in `counts` (may be NULL) how the asynchronous tuples finished since the previous flush and resets the
  * counts. Returns HIO_OK when none of them got an error, the code of the first error otherwise (message

@@ -7,6 +7,7 @@
 #include <hio/common/transport.hpp>
 
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -221,6 +222,71 @@ int hio_send_async(hio_client* c, const void* data, size_t len, const char* meta
     return HIO_OK;
   } catch (const std::exception& e) {
     return set_error(HIO_ERR_INTERNAL, std::string("hio_send_async: ") + e.what());
+  }
+}
+
+int hio_send_many(hio_client* c, size_t count, const void* const* data, const size_t* lens,
+                  const char* const* metadata_json, hio_send_result* results, int32_t* codes,
+                  hio_flush_counts* counts) {
+  try {
+    if (counts) *counts = hio_flush_counts{};
+    if (!c || (count > 0 && (!data || !lens || !results || !codes)))
+      return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_send_many: NULL client or array");
+    for (size_t i = 0; i < count; ++i)
+      if (!data[i] && lens[i] > 0) return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_send_many: NULL data with a length");
+    client* impl = get(c);
+    // The handlers write into the caller's arrays and this frame: the call returns only once every
+    // queued tuple has its result, which the client guarantees in bounded time.
+    struct batch {
+      std::mutex mu;
+      std::condition_variable cv;
+      size_t left = 0;
+      hio_flush_counts totals{};
+      int first_code = HIO_OK;
+      std::string first_message;
+      void record(hio_send_result* out, int32_t* code, const hio::result<send_result>& r) {
+        std::lock_guard lk(mu);
+        if (r) {
+          fill(out, *r);
+          *code = HIO_OK;
+          if (r->status == send_status::stored) ++totals.stored;
+          else if (r->status == send_status::failed) ++totals.failed;
+          else ++totals.queued;
+        } else {
+          *code = r.error().code > 0 ? r.error().code : HIO_ERR_INTERNAL;
+          const std::size_t n = std::min(r.error().message.size(), sizeof(out->reason) - 1);
+          std::memcpy(out->reason, r.error().message.data(), n);
+          out->reason[n] = '\0';
+          ++totals.errors;
+          if (first_code == HIO_OK) {
+            first_code = *code;
+            first_message = r.error().message;
+          }
+        }
+        if (--left == 0) cv.notify_all();
+      }
+    } b;
+    b.left = count;
+    for (size_t i = 0; i < count; ++i) {
+      clear(&results[i]);
+      try {  // nothing may leave this loop while queued tuples can still call back into `b`
+        const std::span<const std::byte> view(static_cast<const std::byte*>(data[i]), lens[i]);
+        auto r = impl->async_send_view(view, metadata_of(metadata_json ? metadata_json[i] : nullptr),
+                                       [&b, out = &results[i], code = &codes[i]](hio::result<send_result> res) {
+                                         b.record(out, code, res);
+                                       });
+        if (!r) b.record(&results[i], &codes[i], r.error());
+      } catch (const std::exception& e) {
+        b.record(&results[i], &codes[i], hio::make_error(HIO_ERR_INTERNAL, std::string("hio_send_many: ") + e.what()));
+      }
+    }
+    std::unique_lock lk(b.mu);
+    b.cv.wait(lk, [&] { return b.left == 0; });
+    if (counts) *counts = b.totals;
+    if (b.first_code != HIO_OK) return set_error(b.first_code, b.first_message);
+    return HIO_OK;
+  } catch (const std::exception& e) {
+    return set_error(HIO_ERR_INTERNAL, std::string("hio_send_many: ") + e.what());
   }
 }
 

@@ -5,12 +5,15 @@
         r = c.send(np.zeros((100, 64)), metadata={"k": 0.3})   # -> SendResult(tuple_id=..., status="stored")
         futures = [c.send_async(b"raw bytes") for _ in range(10)]
         c.flush()
+        batch = c.send_many([b"x" * 1024] * 20000, metadata={"run": 7})  # one call, pipelined
+        print(batch.stored, batch.queued, batch[0].tuple_id)
 
 Data may be bytes, bytearray, a memoryview (or anything with the buffer protocol), or a NumPy array, which
 is sent as a .npy payload. A thin layer over libhio_connector.so (ctypes, see _native.py): sends release
 the GIL, and a Client may be used from several threads at once.
 """
 
+import collections.abc
 import concurrent.futures
 import dataclasses
 import io
@@ -22,7 +25,7 @@ import ctypes
 
 from . import _native
 
-__all__ = ["Client", "SendResult", "HioError", "version"]
+__all__ = ["Client", "SendResult", "BatchResult", "HioError", "version"]
 
 
 class HioError(Exception):
@@ -41,6 +44,41 @@ class SendResult:
     attempts: int
 
 
+class BatchResult(collections.abc.Sequence):
+    """The results of Client.send_many: one SendResult per item, in order, built when first read, and the
+    totals. A tuple that got no acknowledgement (see HioError) has status "error", its message in reason."""
+
+    def __init__(self, results, codes, counts, n):
+        self._results, self._codes, self._n = results, codes, n
+        self.stored: int = counts.stored
+        self.failed: int = counts.failed
+        self.queued: int = counts.queued
+        self.errors: int = counts.errors
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        r = self._results[i]
+        status = "error" if self._codes[i] != _native.HIO_OK else _native.STATUS_NAMES.get(r.status, str(r.status))
+        return SendResult(r.tuple_id, status, r.reason.decode("utf-8", "replace"), r.attempts)
+
+    @property
+    def tuple_ids(self):
+        """The tuple id of each item (0 where a tuple got none)."""
+        return [r.tuple_id for r in self._results]
+
+    def __repr__(self):
+        return (f"BatchResult({self._n} tuples: {self.stored} stored, {self.queued} queued, {self.failed} failed, "
+                f"{self.errors} errors)")
+
+
 def version():
     return _native.load().hio_version().decode()
 
@@ -55,18 +93,68 @@ def _metadata_bytes(metadata):
     return json.dumps(metadata).encode("utf-8")
 
 
-def _npy(array):
+class _BufferPool:
+    """Reusable buffers for .npy payloads, by exact size. A fresh 6 MB buffer costs a page fault per 4 KiB
+    on first write (14 ms per 6 MB measured on a VM, ten times the copy itself); a simulation sends arrays
+    of one shape again and again, so its buffers are reused. At most `limit` bytes are kept."""
+
+    def __init__(self, limit=256 << 20):
+        self._free = {}
+        self._lent = {}  # id -> buffer: only these come back (never a caller's own bytearray)
+        self._kept = 0
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def take(self, n):
+        with self._lock:
+            stack = self._free.get(n)
+            if stack:
+                self._kept -= n
+                b = stack.pop()
+            else:
+                b = bytearray(n)
+            self._lent[id(b)] = b
+            return b
+
+    def give(self, buffers):
+        with self._lock:
+            for b in buffers:
+                if self._lent.pop(id(b), None) is not b:
+                    continue
+                if self._kept + len(b) <= self._limit:
+                    self._free.setdefault(len(b), []).append(b)
+                    self._kept += len(b)
+
+
+def _npy(array, pool=None):
+    """The .npy bytes of `array`: its header, then its data copied once into the same buffer, taken from
+    `pool` when given (writing through BytesIO took 28 ms for 6 MB)."""
     np = sys.modules["numpy"]
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, array, allow_pickle=False)
-    return buf.getbuffer()  # a writable view of the .npy bytes, no second copy
+    if array.dtype.hasobject or not array.flags.c_contiguous:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, array, allow_pickle=False)
+        return buf.getbuffer()  # a writable view of the .npy bytes, no second copy
+    head = io.BytesIO()
+    fields = np.lib.format.header_data_from_array_1_0(array)
+    try:
+        np.lib.format.write_array_header_1_0(head, fields)
+    except ValueError:  # a header over 64 KiB (a very wide structured dtype)
+        np.lib.format.write_array_header_2_0(head, fields)
+    header = head.getvalue()
+    n = len(header) + array.nbytes
+    out = pool.take(n) if pool is not None else bytearray(n)
+    view = memoryview(out)
+    view[:len(header)] = header
+    if array.nbytes:
+        view[len(header):] = memoryview(array).cast("B")  # through memoryviews: one memcpy, no temporary
+    return out
 
 
-def _payload(data):
+def _payload(data, pool=None):
     """(pointer argument, length, keepalive): keepalive must live until the C library is done with the bytes."""
     np = sys.modules.get("numpy")
     if np is not None and isinstance(data, np.ndarray):
-        data = _npy(data)
+        data = _npy(data, pool)
     if isinstance(data, bytes):
         return data, len(data), data
     view = memoryview(data)
@@ -106,6 +194,7 @@ class Client:
         self._pending = {}  # key -> (future, keepalive)
         self._keys = itertools.count(1)
         self._callback = _native.CALLBACK(self._on_done)  # must outlive every asynchronous send
+        self._buffers = _BufferPool()  # .npy payloads of send() and send_many()
         options = {
             "token": token,
             "session_tuples": session_tuples,
@@ -136,10 +225,10 @@ class Client:
     def send(self, data, metadata=None):
         """Sends one tuple and waits for its acknowledgement. Returns a SendResult; raises HioError."""
         handle = self._live_handle()
-        pointer, n, keepalive = _payload(data)
+        pointer, n, keepalive = _payload(data, self._buffers)
         out = _native.SendResultStruct()
         code = self._lib.hio_send(handle, pointer, n, _metadata_bytes(metadata), ctypes.byref(out))
-        del keepalive
+        self._recycle([keepalive])
         self._check(code)
         return SendResult(out.tuple_id, _native.STATUS_NAMES.get(out.status, str(out.status)),
                           out.reason.decode("utf-8", "replace"), out.attempts)
@@ -159,6 +248,57 @@ class Client:
                 self._pending.pop(key, None)
             self._check(code)
         return future
+
+    def send_many(self, items, metadata=None) -> BatchResult:
+        """Sends every item of `items` (each what send() takes) and waits for all their results, in one call
+        into the library: the tuples travel pipelined and the GIL is released for the whole batch, with no
+        Future or callback per tuple. `metadata` is None, one object for every item, or a list or tuple with
+        one entry per item (None: none). Returns a BatchResult. Raises HioError only when the call itself
+        is refused (closed client); each tuple's own outcome is in the result."""
+        handle = self._live_handle()
+        if not isinstance(items, (list, tuple)):
+            items = list(items)
+        n = len(items)
+        counts = _native.FlushCountsStruct()
+        if n == 0:
+            return BatchResult([], [], counts, 0)
+        meta = None
+        if isinstance(metadata, (list, tuple)):
+            if len(metadata) != n:
+                raise HioError(_native.HIO_ERR_INVALID_ARGUMENT,
+                               f"{len(metadata)} metadata entries for {n} items")
+            meta = (ctypes.c_char_p * n)(*(_metadata_bytes(m) for m in metadata))
+        elif metadata is not None:
+            meta = (ctypes.c_char_p * n)(*([_metadata_bytes(metadata)] * n))
+        if all(type(x) is bytes for x in items):  # the common case: no per-item work in Python
+            data = (ctypes.c_char_p * n)(*items)
+            lens = (ctypes.c_size_t * n)(*map(len, items))
+            keepalive = items
+        else:
+            payloads = []
+            try:
+                for x in items:
+                    payloads.append(_payload(x, self._buffers))
+            except Exception:
+                self._recycle([p[2] for p in payloads])
+                raise
+            data = (ctypes.c_char_p * n)(*(p[0] for p in payloads))
+            lens = (ctypes.c_size_t * n)(*(p[1] for p in payloads))
+            keepalive = payloads
+        results = (_native.SendResultStruct * n)()
+        codes = (ctypes.c_int32 * n)()
+        code = self._lib.hio_send_many(handle, n, data, lens, meta, results, codes, ctypes.byref(counts))
+        if keepalive is not items:
+            del data
+            self._recycle([p[2] for p in keepalive])
+        del keepalive
+        if code != _native.HIO_OK and counts.stored + counts.failed + counts.queued + counts.errors == 0:
+            self._check(code)
+        return BatchResult(results, codes, counts, n)
+
+    def _recycle(self, keepalives):
+        """Returns the .npy buffers among `keepalives` (the library is done with them) to the pool."""
+        self._buffers.give([k[2] for k in keepalives if isinstance(k, tuple)])
 
     def _on_done(self, user_data, code, result, message):
         # Runs on a library thread (ctypes takes the GIL). Must not raise.

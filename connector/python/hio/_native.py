@@ -80,6 +80,10 @@ def _declare(lib):
     lib.hio_send.restype = c_int
     lib.hio_send_async.argtypes = [c_void_p, c_void_p, c_size_t, c_char_p, c_int, CALLBACK, c_void_p]
     lib.hio_send_async.restype = c_int
+    lib.hio_send_many.argtypes = [c_void_p, c_size_t, ctypes.POINTER(c_char_p), ctypes.POINTER(c_size_t),
+                                  ctypes.POINTER(c_char_p), ctypes.POINTER(SendResultStruct),
+                                  ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(FlushCountsStruct)]
+    lib.hio_send_many.restype = c_int
     lib.hio_flush.argtypes = [c_void_p, ctypes.c_int64, ctypes.POINTER(FlushCountsStruct)]
     lib.hio_flush.restype = c_int
     lib.hio_client_free.argtypes = [c_void_p]

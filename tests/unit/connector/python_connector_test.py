@@ -63,6 +63,39 @@ def test_async_sends_and_flush(url):
         check(ids == sorted(ids) and len(set(ids)) == 30, f"async ids in submission order: {ids}")
 
 
+def test_send_many_in_one_call(url):
+    with hio.Client(url, source="python-test", session_tuples=64) as c:
+        items = [bytes([i % 251]) * (1 + i % 3000) for i in range(500)]
+        batch = c.send_many(items, metadata={"run": 1})
+        check(len(batch) == 500 and batch.stored == 500 and batch.errors == 0, f"bytes batch: {batch}")
+        ids = batch.tuple_ids
+        check(ids == sorted(ids) and len(set(ids)) == 500, "ids in item order, distinct")
+        check(batch[-1].tuple_id == ids[-1] and batch[0].status == "stored", f"items: {batch[0]} {batch[-1]}")
+        check([r.tuple_id for r in batch[10:13]] == ids[10:13], "slices")
+        # Mixed kinds, metadata per item; one bad metadata fails that item alone.
+        mixed = [b"raw", bytearray(b"ba" * 100), memoryview(b"0123456789")[1:5], np.arange(12.0).reshape(3, 4), b""]
+        meta = [{"i": 0}, None, '{"i": 2}', {"i": 3}, "[1, 2]"]
+        batch = c.send_many(mixed, metadata=meta)
+        check(batch.stored == 4 and batch.errors == 1, f"mixed batch: {batch}")
+        check(batch[4].status == "error" and "JSON object" in batch[4].reason, f"bad metadata item: {batch[4]}")
+        check(all(batch[i].status == "stored" for i in range(4)), "the other items are stored")
+        check(len(c.send_many([])) == 0, "an empty batch")
+        try:
+            c.send_many([b"a", b"b"], metadata=[{"i": 0}])
+        except hio.HioError as e:
+            check(e.code == 1, f"metadata count: {e.code}")
+        else:
+            raise AssertionError("two items with one metadata entry were accepted")
+    c = hio.Client(url, source="python-test")
+    c.close()
+    try:
+        c.send_many([b"late"])
+    except hio.HioError as e:
+        check(e.code == 5, f"closed client: {e.code}")
+    else:
+        raise AssertionError("send_many on a closed client worked")
+
+
 def test_errors_raise(url):
     with hio.Client(url, source="python-test") as c:
         try:
@@ -93,7 +126,7 @@ def main():
         print("python_connector_test: HIO_TEST_MASTER is not set (run through hio-connector-tests); skipped")
         return 0
     tests = [test_send_of_bytes_like_objects, test_numpy_arrays_travel_as_npy, test_async_sends_and_flush,
-             test_errors_raise]
+             test_send_many_in_one_call, test_errors_raise]
     failed = 0
     for t in tests:
         try:
