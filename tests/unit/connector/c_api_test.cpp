@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 
 namespace {
@@ -77,6 +78,48 @@ TEST_CASE("the C ABI sends synchronously and asynchronously and counts results i
   std::lock_guard lk(m.handler.mu);
   CHECK(m.handler.durable.size() == 22);
   CHECK(nlohmann::json::parse(m.handler.durable[1000].metadata)["source"] == "c-source");
+}
+
+TEST_CASE("hio_send_many sends a batch in one call: a result and a code per tuple, in order, and totals") {
+  hio::test::fake_master m;
+  hio_client* c = hio_client_new(m.url().c_str(), "c-batch");
+  REQUIRE(c != nullptr);
+  CHECK(hio_client_set_option(c, "session_tuples", "8") == HIO_OK);
+  constexpr std::size_t n = 50;
+  std::vector<std::string> buffers;
+  std::vector<const void*> data;
+  std::vector<std::size_t> lens;
+  std::vector<const char*> metadata;
+  for (std::size_t i = 0; i < n; ++i) buffers.push_back("batch tuple " + std::to_string(i));
+  for (std::size_t i = 0; i < n; ++i) {
+    data.push_back(buffers[i].data());
+    lens.push_back(buffers[i].size());
+    metadata.push_back(i == 7 ? "[not an object]" : i % 2 ? "{\"odd\": true}" : nullptr);
+  }
+  std::vector<hio_send_result> results(n);
+  std::vector<int32_t> codes(n, -1);
+  hio_flush_counts counts{};
+  CHECK(hio_send_many(c, n, data.data(), lens.data(), metadata.data(), results.data(), codes.data(), &counts) ==
+        HIO_ERR_INVALID_ARGUMENT);  // the first error: tuple 7's metadata
+  CHECK(counts.stored == n - 1);
+  CHECK(counts.errors == 1);
+  CHECK(codes[7] == HIO_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(results[7].reason).find("JSON object") != std::string::npos);
+  std::uint64_t last = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i == 7) continue;
+    CHECK(codes[i] == HIO_OK);
+    CHECK(results[i].status == HIO_STATUS_STORED);
+    CHECK(results[i].tuple_id > last);  // ids in the order of the items
+    last = results[i].tuple_id;
+  }
+  CHECK(hio_send_many(c, 0, nullptr, nullptr, nullptr, nullptr, nullptr, &counts) == HIO_OK);
+  CHECK(hio_send_many(c, 2, nullptr, lens.data(), nullptr, results.data(), codes.data(), nullptr) ==
+        HIO_ERR_INVALID_ARGUMENT);
+  hio_client_free(c);
+  std::lock_guard lk(m.handler.mu);
+  CHECK(m.handler.durable.size() == n - 1);
+  CHECK(nlohmann::json::parse(m.handler.durable[results[1].tuple_id].metadata)["odd"] == true);
 }
 
 TEST_CASE("the C ABI reports a refused lease with its code and the master's message") {
