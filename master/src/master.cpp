@@ -50,7 +50,11 @@ class queue_handler : public tuple_handler {
   }
   result<void> on_tuple(const lease_token& lease, const received_tuple& t) override {
     auto seq = queue_.append(t.tuple_id, t.xxh3, t.metadata, t.payload);
-    if (!seq) return make_error(static_cast<int>(wire::error_code::internal), seq.error().message);
+    if (!seq) {
+      const bool full = seq.error().code == static_cast<int>(wire::error_code::busy);
+      return make_error(static_cast<int>(full ? wire::error_code::busy : wire::error_code::internal),
+                        seq.error().message);
+    }
     pending_[lease.lease_id].push_back(t.tuple_id);
     std::lock_guard lock(mutex_);
     if (auto it = lease_source_.find(lease.lease_id); it != lease_source_.end()) {
@@ -534,7 +538,8 @@ struct master::impl {
         {"queue",
          {{"length", q.length}, {"bytes", q.bytes}, {"memory_bytes", q.memory_bytes}, {"in_flight", q.in_flight},
           {"enqueued_total", q.enqueued_total}, {"dispatched_total", q.completed_total},
-          {"corrupt_total", q.corrupt_total}, {"port", queue_rx ? queue_rx->port() : 0}}},
+          {"corrupt_total", q.corrupt_total}, {"read_errors", q.read_errors},
+          {"port", queue_rx ? queue_rx->port() : 0}}},
         {"counters",
          {{"leases", leases.load()}, {"channel_leases", channel_leases.load()}, {"queue_leases", queue_leases.load()},
           {"tuples_leased", tuples_leased.load()}, {"ucx_leases", ucx_leases.load()}, {"lease_refusals", refusals.load()},

@@ -1,5 +1,6 @@
 #include <hio/common/hash.hpp>
 #include <hio/common/log.hpp>
+#include <hio/common/wire.hpp>
 #include <hio/master/overflow_queue.hpp>
 
 #include <fcntl.h>
@@ -96,19 +97,24 @@ bool write_all(int fd, std::initializer_list<std::span<const std::byte>> pieces)
   return true;
 }
 
-bool read_at(int fd, void* data, std::size_t n, std::uint64_t offset) {
+// How a read at an offset ended: all bytes, the file ended first (the bytes are not there), or an error
+// (errno set: EIO, ENOMEM, ...; the bytes may well be there).
+enum class read_outcome { ok, short_file, error };
+
+read_outcome read_at(int fd, void* data, std::size_t n, std::uint64_t offset) {
   auto* p = static_cast<char*>(data);
   while (n > 0) {
     const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      return false;
+    if (r == 0) return read_outcome::short_file;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return read_outcome::error;
     }
     p += r;
     n -= static_cast<std::size_t>(r);
     offset += static_cast<std::uint64_t>(r);
   }
-  return true;
+  return read_outcome::ok;
 }
 
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -168,7 +174,7 @@ result<void> overflow_queue::replay() {
     std::uint64_t live = 0;
     while (off + record_header <= size) {
       std::array<std::byte, record_header> b;
-      if (!read_at(fd, b.data(), b.size(), off)) break;
+      if (read_at(fd, b.data(), b.size(), off) != read_outcome::ok) break;
       auto h = decode_head(b.data());
       if (!h || off + record_header + h->meta_len + h->payload_len > size) break;
       const std::uint64_t payload_at = off + record_header + h->meta_len;
@@ -176,7 +182,7 @@ result<void> overflow_queue::replay() {
         still_relevant.push_back(h->tuple_id);
       } else if (!segment_of_.count(h->tuple_id)) {
         entry e{h->tuple_id, h->xxh3, n, payload_at, h->payload_len, std::string(h->meta_len, '\0'), nullptr};
-        read_at(fd, e.metadata.data(), h->meta_len, off + record_header);
+        (void)read_at(fd, e.metadata.data(), h->meta_len, off + record_header);
         e.seq = next_seq_++;
         segment_of_[h->tuple_id] = n;
         ++live;
@@ -234,6 +240,12 @@ result<std::uint64_t> overflow_queue::append(std::uint64_t tuple_id, std::uint64
                                              std::span<const std::byte> payload) {
   std::lock_guard lock(mutex_);
   if (segment_of_.count(tuple_id)) return next_seq_ - 1;
+  // The size limit holds on what is written, not only when a lease is given: sessions that began before
+  // the queue filled up cannot push it past the limit (their sources retry after a pause).
+  if (stats_.bytes + payload.size() > options_.max_bytes && stats_.length > 0)
+    return make_error(static_cast<int>(wire::error_code::busy),
+                      "the overflow queue is full (" + std::to_string(stats_.bytes) + " of " +
+                          std::to_string(options_.max_bytes) + " bytes); retry later");
   if (segment_size_ >= options_.segment_bytes) {
     if (dirty_ && ::fdatasync(segment_fd_) != 0) return make_error(500, sys_error("queue fdatasync failed"));
     dirty_ = false;
@@ -286,12 +298,28 @@ std::vector<queued_tuple> overflow_queue::take(std::size_t max_tuples, std::uint
     auto payload = it->cached;
     if (!payload) {
       auto buf = std::make_shared<std::vector<std::byte>>(it->length);
+      // Only bytes that are provably gone or wrong make a tuple corrupt. A failure to open or read (out of
+      // descriptors or memory, an I/O error) may pass: the tuple stays queued, acknowledged as it was, and
+      // this take ends here to try again on the next one.
       const int fd = ::open(segment_path(it->segment).c_str(), O_RDONLY | O_CLOEXEC);
-      const bool ok = fd >= 0 && read_at(fd, buf->data(), buf->size(), it->offset) && xxh3_64(*buf) == it->xxh3;
-      if (fd >= 0) ::close(fd);
+      const int open_errno = errno;
+      read_outcome got = read_outcome::error;
+      if (fd >= 0) {
+        got = read_at(fd, buf->data(), buf->size(), it->offset);
+        const int read_errno = errno;
+        ::close(fd);
+        errno = read_errno;
+      }
+      if ((fd < 0 && open_errno != ENOENT) || (fd >= 0 && got == read_outcome::error)) {
+        ++stats_.read_errors;
+        spdlog::warn("queue: cannot read tuple {} from segment {} now ({}); it stays queued", it->tuple_id,
+                     it->segment, std::strerror(fd < 0 ? open_errno : errno));
+        break;
+      }
+      const bool ok = fd >= 0 && got == read_outcome::ok && xxh3_64(*buf) == it->xxh3;
       if (!ok) {
-        spdlog::error("queue: tuple {} is unreadable or corrupt on disk; dropped and counted as corrupt",
-                      it->tuple_id);
+        spdlog::error("queue: tuple {} is missing or corrupt on disk (segment gone, cut short, or another XXH3); "
+                      "dropped and counted as corrupt", it->tuple_id);
         ++stats_.corrupt_total;
         const std::uint64_t id = it->tuple_id;
         if (!write_all(consumed_fd_, &id, sizeof id))

@@ -1,4 +1,5 @@
 #include <hio/common/hash.hpp>
+#include <hio/common/wire.hpp>
 #include <hio/master/overflow_queue.hpp>
 
 #include <doctest/doctest.h>
@@ -132,6 +133,49 @@ TEST_CASE("a tuple corrupted on disk is dropped and counted, not dispatched") {
   CHECK(q->take(10, 1 << 30).empty());
   CHECK(q->stats().corrupt_total == 1);
   CHECK(q->empty());
+}
+
+TEST_CASE("a segment that cannot be read for now keeps its tuples queued; they are dispatched once it can") {
+  temp_dir d;
+  auto q = overflow_queue::open({d.path, /*memory_bytes=*/0}).value();
+  put(*q, 1, 4000);
+  put(*q, 2, 3000);
+  REQUIRE(q->sync().has_value());
+  fs::path segment;
+  for (const auto& e : fs::directory_iterator(d.path))
+    if (e.path().extension() == ".qseg") segment = e.path();
+  REQUIRE(!segment.empty());
+  // A directory where the segment was: open() works, every read fails (EISDIR), as with an I/O error.
+  const fs::path aside = d.path / "aside";
+  fs::rename(segment, aside);
+  fs::create_directory(segment);
+  CHECK(q->take(10, 1 << 30).empty());
+  CHECK(q->stats().read_errors == 1);
+  CHECK(q->stats().corrupt_total == 0);
+  CHECK(q->stats().length == 2);
+  fs::remove(segment);
+  fs::rename(aside, segment);
+  const auto got = q->take(10, 1 << 30);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].tuple_id == 1);
+  CHECK(*got[0].payload == bytes_of(1, 4000));
+  CHECK(*got[1].payload == bytes_of(2, 3000));
+}
+
+TEST_CASE("the size limit holds on append: a full queue refuses with busy until tuples are completed") {
+  temp_dir d;
+  overflow_queue::options o{d.path};
+  o.max_bytes = 10000;
+  auto q = overflow_queue::open(o).value();
+  put(*q, 1, 6000);
+  const auto b = bytes_of(2, 6000);
+  auto refused = q->append(2, xxh3_64(b), "{}", b);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == static_cast<int>(wire::error_code::busy));
+  CHECK(refused.error().message.find("full") != std::string::npos);
+  CHECK(q->stats().length == 1);
+  REQUIRE(q->complete({1}).has_value());
+  CHECK(q->append(2, xxh3_64(b), "{}", b).has_value());
 }
 
 TEST_CASE("a retried tuple id that is already queued is not queued twice") {

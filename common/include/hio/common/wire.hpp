@@ -39,7 +39,7 @@ enum class error_code : std::uint16_t {
   too_large = 4,    // payload over the receiver's maximum tuple size
   bad_token = 5,    // missing, forged, expired, reused, or for another channel
   checksum = 6,     // XXH3-64 of the received tuple differs from the header
-  busy = 7,         // the channel already serves another lease
+  busy = 7,         // the channel has no room for another session, or the master's queue is full; retry later
   timeout = 8,      // the peer stalled past a deadline
   internal = 9,     // the receiver could not process or store the tuple; retry
   unavailable = 10, // the receiver is shutting down or draining; retry elsewhere

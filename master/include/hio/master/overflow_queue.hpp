@@ -37,6 +37,7 @@ struct queue_stats {
   std::uint64_t memory_bytes = 0;  // payload bytes cached in memory
   std::uint64_t in_flight = 0;
   std::uint64_t enqueued_total = 0, completed_total = 0, corrupt_total = 0;
+  std::uint64_t read_errors = 0;   // takes that stopped at a segment that could not be read (kept queued)
 };
 
 // How many queued tuples one dispatch session to a free channel should carry: the available backlog spread
