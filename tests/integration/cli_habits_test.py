@@ -17,7 +17,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, random_files, wait_for  # noqa: E402
-from hio_up_test import children_of, free_port_pair  # noqa: E402
+from hio_up_test import children_of, free_port_pair, read_banner  # noqa: E402
 from runner import run  # noqa: E402
 
 
@@ -53,11 +53,7 @@ def test_cli_habits_on_a_real_cluster():
                           stderr=subprocess.STDOUT, text=True)
     kids = []
     try:
-        banner = ""
-        while "Stop with Ctrl-C" not in banner:
-            line = up.stdout.readline()
-            assert line, f"hio up exited early:\n{banner}"
-            banner += line
+        read_banner(up)
         master = f"http://127.0.0.1:{port}"
         assert os.path.exists(os.path.join(data, "cluster.json")), "hio up did not use --data-dir after `up`"
         st = hio("status", "--data-dir", data, "--format", "json")

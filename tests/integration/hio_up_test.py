@@ -38,6 +38,16 @@ def hio(data, *args, **kw):
                           timeout=300, **kw)
 
 
+def read_banner(up):
+    """What `hio up` prints until it says the cluster is up (it fails the test if hio up exits first)."""
+    banner = ""
+    while "Stop with Ctrl-C" not in banner:
+        line = up.stdout.readline()
+        assert line, f"hio up exited early:\n{banner}"
+        banner += line
+    return banner
+
+
 def children_of(pid):
     out = subprocess.run(["ps", "-o", "pid=,stat=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(l.split()[0]) for l in out.splitlines() if l.strip() and not l.split()[1].startswith("Z")]
@@ -51,11 +61,7 @@ def test_hio_up_runs_streams_reports_restarts_and_stops_cleanly():
                            "--port", str(port), "--processor", "checksum"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     try:
-        banner = ""
-        while "Stop with Ctrl-C" not in banner:
-            line = up.stdout.readline()
-            assert line, f"hio up exited early:\n{banner}"
-            banner += line
+        banner = read_banner(up)
         print("  " + banner.replace("\n", "\n  ").rstrip())
         master = f"http://127.0.0.1:{port}"
         assert master in banner
