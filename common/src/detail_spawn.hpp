@@ -6,6 +6,12 @@
 
 #include <hio/common/log.hpp>
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
 #include <exception>
 #include <string>
 #include <utility>
@@ -24,6 +30,20 @@ inline auto reported(std::string what) {
       spdlog::error("{}: stopped by an unknown exception", what);
     }
   };
+}
+
+// After a failed accept. Out of descriptors (EMFILE, ENFILE) or memory, the next accept fails at once
+// again (the connection waits in the backlog), so the loop pauses 100 ms instead of spinning on it, and
+// says so at most once a second (`last_log` is the loop's own).
+inline boost::asio::awaitable<void> after_accept_error(const boost::system::error_code& ec, const std::string& who,
+                                                      std::chrono::steady_clock::time_point& last_log) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_log >= std::chrono::seconds(1)) {
+    spdlog::warn("{}: accept failed: {}; pausing new connections briefly", who, ec.message());
+    last_log = now;
+  }
+  boost::asio::steady_timer pause(co_await boost::asio::this_coro::executor, std::chrono::milliseconds(100));
+  co_await pause.async_wait(boost::asio::use_awaitable);
 }
 
 // Runs `f` when the scope ends, by return or by exception.

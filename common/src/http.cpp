@@ -116,11 +116,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
+    std::chrono::steady_clock::time_point last_log{};
     while (!stopped_) {
       auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
       if (ec) {
         if (stopped_ || ec == asio::error::operation_aborted) co_return;
-        spdlog::warn("http: accept failed: {}", ec.message());
+        co_await detail::after_accept_error(ec, "http", last_log);
         continue;
       }
       auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));

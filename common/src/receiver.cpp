@@ -45,11 +45,12 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
+    std::chrono::steady_clock::time_point last_log{};
     while (!stopped_) {
       auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
       if (ec) {
         if (stopped_ || ec == asio::error::operation_aborted) co_return;
-        spdlog::warn("receiver {}: accept failed: {}", options_.target, ec.message());
+        co_await detail::after_accept_error(ec, "receiver " + options_.target, last_log);
         continue;
       }
       auto s = std::make_shared<tcp::socket>(std::move(socket));
