@@ -11,10 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -35,26 +37,31 @@ struct mapped_file {
 // Waits until each queued tuple (file index, tuple id) has its record in the repository, read through
 // the master's /v1/tuples/<id>. A failed record becomes that file's problem. Returns the number of files
 // still not stored at the deadline.
-std::size_t wait_until_stored(const std::string& master, std::vector<std::pair<std::size_t, std::uint64_t>> queued,
+std::size_t wait_until_stored(const std::string& master, std::vector<std::pair<std::size_t, std::uint64_t>> acked,
                               std::vector<std::string>& problems, bool progress, std::chrono::seconds timeout) {
+  std::ranges::sort(acked, {}, [](const auto& q) { return q.second; });
+  std::deque<std::pair<std::size_t, std::uint64_t>> queued(acked.begin(), acked.end());
   http::client c(master);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto last_note = std::chrono::steady_clock::now();
   while (!queued.empty()) {
-    std::erase_if(queued, [&](const std::pair<std::size_t, std::uint64_t>& q) {
-      auto r = c.get("/v1/tuples/" + std::to_string(q.second));
-      if (!r || r->status != 200) return false;  // not stored yet (404), or the master is busy: later
-      const auto j = parse_json_or_discarded(r->body);
-      if (j.is_discarded() || !j.is_object()) return false;
+    // The queue hands a source's tuples on oldest first, so each round asks in id order and stops at the
+    // first that is not stored yet: a round costs about one request per tuple stored since the last.
+    while (!queued.empty()) {
+      const auto& [file, id] = queued.front();
+      auto r = c.get("/v1/tuples/" + std::to_string(id));
+      if (!r || r->status != 200) break;  // not stored yet (404), or the master is busy: next round
+      const nlohmann::json j = parse_json_or_discarded(r->body);
+      if (j.is_discarded() || !j.is_object()) break;
       const auto text = [&](const char* key) {
         return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
       };
       if (text("status") == "failed") {
         const auto error = text("error");
-        problems[q.first] = "processing failed: " + (error.empty() ? std::string("no reason given") : error);
+        problems[file] = "processing failed: " + (error.empty() ? std::string("no reason given") : error);
       }
-      return true;
-    });
+      queued.pop_front();
+    }
     if (queued.empty()) break;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {

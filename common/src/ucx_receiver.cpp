@@ -512,27 +512,21 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       if (flush(c) && send_answer(c, receiver_session::end_frame())) close(c, true);
       return;
     }
-    const auto metadata = std::as_bytes(std::span(st.m.metadata));
-    if (st.buffer < 0) {
-      const std::span<const std::byte> data(static_cast<const std::byte*>(st.m.data), st.m.length);
-      if (st.m.metadata_in_header) accept(c, st.h, metadata, data);
-      else accept(c, st.h, data.first(st.h.metadata_length), data.subspan(st.h.metadata_length));
-      release(st.m);
-      return;
-    }
-    const auto status = st.op.status;
-    std::byte* bytes = buffers_[static_cast<std::size_t>(st.buffer)].data;
-    if (status != UCS_OK) {
-      finish_receive(st);
+    if (st.buffer >= 0 && st.op.status != UCS_OK) {
       spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, st.h.tuple_id, c.peer,
-                   ucs_status_string(status));
+                   ucs_status_string(st.op.status));
+      finish_receive(st);
       close(c, false);
       return;
     }
+    // Eager bytes are where UCX put them; a rendezvous payload is in its buffer. Lengths: check_lengths.
+    const auto* bytes = st.buffer < 0 ? static_cast<const std::byte*>(st.m.data)
+                                      : buffers_[static_cast<std::size_t>(st.buffer)].data;
     const std::span<const std::byte> data(bytes, st.m.length);
-    if (st.m.metadata_in_header) accept(c, st.h, metadata, data);
+    if (st.m.metadata_in_header) accept(c, st.h, std::as_bytes(std::span(st.m.metadata)), data);
     else accept(c, st.h, data.first(st.h.metadata_length), data.subspan(st.h.metadata_length));
-    finish_receive(st);
+    finish_receive(st);  // the buffer is free again
+    release(st.m);       // eager bytes go back to UCX
   }
 
   void release(message& m) {
@@ -554,7 +548,11 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     mp.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
     mp.address = b.data;
     mp.length = b.size;
-    if (!ctx || ucp_mem_map(*ctx, &mp, &b.memh) != UCS_OK) b.memh = nullptr;  // UCX registers per transfer then
+    if (!ctx || ucp_mem_map(*ctx, &mp, &b.memh) != UCS_OK) {
+      b.memh = nullptr;  // UCX registers per transfer then: slower, still correct
+      spdlog::warn("receiver {}: cannot register a {}-byte receive buffer with UCX; each transfer registers its own",
+                   options_.target, b.size);
+    }
     return {};
   }
 

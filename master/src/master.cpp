@@ -700,8 +700,11 @@ struct master::impl {
       if (!ch) continue;
       auto batch = queue->take(share, opt.dispatch_batch_bytes);
       if (batch.empty()) {
-        std::lock_guard lock(mutex);
+        // Taken by another dispatcher meanwhile, or the queue could not read its oldest tuples just now
+        // (they stay queued): pause rather than spin on leases until it can.
+        std::unique_lock lock(mutex);
         cm.release(ch->worker, ch->index, lease_id);
+        dispatch_cv.wait_for(lock, 200ms, [&] { return stopping; });
         continue;
       }
       dispatch(*ch, lease_id, std::move(batch));

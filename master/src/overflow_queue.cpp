@@ -312,8 +312,11 @@ std::vector<queued_tuple> overflow_queue::take(std::size_t max_tuples, std::uint
       }
       if ((fd < 0 && open_errno != ENOENT) || (fd >= 0 && got == read_outcome::error)) {
         ++stats_.read_errors;
-        spdlog::warn("queue: cannot read tuple {} from segment {} now ({}); it stays queued", it->tuple_id,
-                     it->segment, std::strerror(fd < 0 ? open_errno : errno));
+        if (const auto now = std::chrono::steady_clock::now(); now - last_read_warning_ >= std::chrono::seconds(1)) {
+          spdlog::warn("queue: cannot read tuple {} from segment {} now ({}); it stays queued ({} such reads so far)",
+                       it->tuple_id, it->segment, std::strerror(fd < 0 ? open_errno : errno), stats_.read_errors);
+          last_read_warning_ = now;
+        }
         break;
       }
       const bool ok = fd >= 0 && got == read_outcome::ok && xxh3_64(*buf) == it->xxh3;

@@ -9,6 +9,7 @@
 
 #include <hio/common/error.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -113,6 +114,7 @@ class overflow_queue {
   bool dirty_ = false;
   std::uint64_t next_seq_ = 1;
   queue_stats stats_;
+  std::chrono::steady_clock::time_point last_read_warning_{};  // read errors are logged once a second
 };
 
 }  // namespace hio::master
