@@ -69,20 +69,43 @@ struct keeping_handler : tuple_handler {
 
 namespace {
 
+// A UCX receiver for channel w/0 (secret "s") on an io thread of its own, and the handler it feeds.
+struct ucx_channel {
+  boost::asio::io_context io{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard = boost::asio::make_work_guard(io);
+  keeping_handler h;
+  receiver_options o = [] {
+    receiver_options r;
+    r.secret = "s";
+    r.target = channel_target("w", 0);
+    return r;
+  }();
+  result<std::unique_ptr<ucx_receiver>> rx = ucx_receiver::start(io, o, h);
+  std::thread t;
+
+  ucx_channel() {
+    if (rx) t = std::thread([this] { io.run(); });
+  }
+  ~ucx_channel() { stop(); }
+  // Stops the io thread, then the receiver: the handler's counts are final afterwards.
+  void stop() {
+    guard.reset();
+    io.stop();
+    if (t.joinable()) t.join();
+    if (rx) rx->reset();
+  }
+};
+
 // One session of `small` tiny tuples (their acks make answers far past UCX's rendezvous threshold), an
 // empty, an eager and a rendezvous tuple, the last two again with metadata too large for UCX's message
 // header (sent as an I/O vector), and a run of rendezvous tuples that fill the send window; then a forged
 // token. Through the listener or by address.
 void exchange_over_ucx(bool by_address, std::size_t small) {
-  boost::asio::io_context io(1);
-  auto guard = boost::asio::make_work_guard(io);
-  keeping_handler h;
-  receiver_options o;
-  o.secret = "s";
-  o.target = channel_target("w", 0);
-  auto rx = ucx_receiver::start(io, o, h);
+  ucx_channel ch;
+  auto& h = ch.h;
+  auto& o = ch.o;
+  auto& rx = ch.rx;
   REQUIRE_MESSAGE(rx.has_value(), (rx.has_value() ? std::string() : rx.error().message));
-  std::thread t([&] { io.run(); });
   const std::string address = by_address ? (*rx)->address() : std::string();
   CHECK((*rx)->address().size() > 16);
 
@@ -140,10 +163,7 @@ void exchange_over_ucx(bool by_address, std::size_t small) {
   CHECK(e->header.flags == static_cast<std::uint16_t>(wire::error_code::bad_token));
   bad->reset();
 
-  guard.reset();
-  io.stop();
-  t.join();
-  rx->reset();
+  ch.stop();
   CHECK(h.sessions == 1);
   CHECK(h.clean_ends == 1);
   CHECK(h.tuples == sent);
@@ -153,15 +173,11 @@ void exchange_over_ucx(bool by_address, std::size_t small) {
 // Sessions of `sources` links at once into one receiver, each a run of rendezvous tuples: they share the
 // channel's receive buffers, and each session's tuples arrive intact, in order, all acknowledged.
 void concurrent_over_ucx(int sources, int tuples) {
-  boost::asio::io_context io(1);
-  auto guard = boost::asio::make_work_guard(io);
-  keeping_handler h;
-  receiver_options o;
-  o.secret = "s";
-  o.target = channel_target("w", 0);
-  auto rx = ucx_receiver::start(io, o, h);
+  ucx_channel ch;
+  auto& h = ch.h;
+  auto& o = ch.o;
+  auto& rx = ch.rx;
   REQUIRE(rx.has_value());
-  std::thread t([&] { io.run(); });
   std::vector<std::vector<std::vector<std::byte>>> sent(static_cast<std::size_t>(sources));
   std::vector<std::string> failures(static_cast<std::size_t>(sources));
   std::vector<std::thread> senders;
@@ -213,10 +229,7 @@ void concurrent_over_ucx(int sources, int tuples) {
       }
     });
   for (auto& s : senders) s.join();
-  guard.reset();
-  io.stop();
-  t.join();
-  rx->reset();
+  ch.stop();
   for (const auto& f : failures) CHECK_MESSAGE(f.empty(), f);
   CHECK(h.sessions == sources);
   CHECK(h.clean_ends == sources);

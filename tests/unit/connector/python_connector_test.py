@@ -21,6 +21,16 @@ def check(condition, what):
         raise AssertionError(what)
 
 
+def raises(code, what, call, *args, **kwargs):
+    """`call(*args, **kwargs)` raises HioError with `code`; returns the error."""
+    try:
+        call(*args, **kwargs)
+    except hio.HioError as e:
+        check(e.code == code, f"{what}: code {e.code}, expected {code}: {e}")
+        return e
+    raise AssertionError(f"{what}: no error")
+
+
 def test_send_of_bytes_like_objects(url):
     with hio.Client(url, source="python-test") as c:
         r = c.send(b"hello from python", metadata={"step": 1})
@@ -80,44 +90,20 @@ def test_send_many_in_one_call(url):
         check(batch[4].status == "error" and "JSON object" in batch[4].reason, f"bad metadata item: {batch[4]}")
         check(all(batch[i].status == "stored" for i in range(4)), "the other items are stored")
         check(len(c.send_many([])) == 0, "an empty batch")
-        try:
-            c.send_many([b"a", b"b"], metadata=[{"i": 0}])
-        except hio.HioError as e:
-            check(e.code == 1, f"metadata count: {e.code}")
-        else:
-            raise AssertionError("two items with one metadata entry were accepted")
+        raises(1, "two items with one metadata entry", c.send_many, [b"a", b"b"], metadata=[{"i": 0}])
     c = hio.Client(url, source="python-test")
     c.close()
-    try:
-        c.send_many([b"late"])
-    except hio.HioError as e:
-        check(e.code == 5, f"closed client: {e.code}")
-    else:
-        raise AssertionError("send_many on a closed client worked")
+    raises(5, "send_many on a closed client", c.send_many, [b"late"])
 
 
 def test_errors_raise(url):
     with hio.Client(url, source="python-test") as c:
-        try:
-            c.send(b"x", metadata="[1, 2]")
-        except hio.HioError as e:
-            check(e.code == 1 and "JSON object" in str(e), f"bad metadata error: {e.code} {e}")
-        else:
-            raise AssertionError("metadata that is not an object was accepted")
-    try:
-        hio.Client(url, source="python-test", max_attempts=0)
-    except hio.HioError as e:
-        check(e.code == 1, f"bad option error: {e.code} {e}")
-    else:
-        raise AssertionError("max_attempts=0 was accepted")
+        e = raises(1, "metadata that is not an object", c.send, b"x", metadata="[1, 2]")
+        check("JSON object" in str(e), f"bad metadata error: {e}")
+    raises(1, "max_attempts=0", hio.Client, url, source="python-test", max_attempts=0)
     c = hio.Client(url, source="python-test")
     c.close()
-    try:
-        c.send(b"late")
-    except hio.HioError as e:
-        check(e.code == 5, f"closed client: {e.code}")
-    else:
-        raise AssertionError("send on a closed client worked")
+    raises(5, "send on a closed client", c.send, b"late")
 
 
 def main():
