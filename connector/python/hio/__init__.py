@@ -1,4 +1,5 @@
-"""hio connector for Python: send tuples to an hio cluster and get an end-to-end acknowledgement.
+"""hio connector for Python: send tuples to an hio cluster and get an end-to-end acknowledgement; read
+the results back as arrays (Repository).
 
     import hio, numpy as np
     with hio.Client("http://127.0.0.1:8080", source="my-simulation") as c:
@@ -7,6 +8,11 @@
         c.flush()
         batch = c.send_many([b"x" * 1024] * 20000, metadata={"run": 7})  # one call, pipelined
         print(batch.stored, batch.queued, batch[0].tuple_id)
+
+    repo = hio.Repository(master="http://127.0.0.1:8080")  # reads results back (pure Python, see repository.py)
+    table = repo.wait(batch.tuple_ids)          # FeatureTable: .values (tuples x features), .columns, .tuple_ids
+    df = repo.features(as_="pandas")            # every stored tuple: features, source, param.<name>
+    labels = repo.knowledge().labels_for(table.tuple_ids)
 
 Data may be bytes, bytearray, a memoryview (or anything with the buffer protocol), or a NumPy array, which
 is sent as a .npy payload. A thin layer over libhio_connector.so (ctypes, see _native.py): sends release
@@ -24,16 +30,11 @@ import threading
 import ctypes
 
 from . import _native
+from ._errors import HioError
+from .repository import FeatureTable, Follow, Knowledge, Repository, RepositoryError, Row
 
-__all__ = ["Client", "SendResult", "BatchResult", "HioError", "version"]
-
-
-class HioError(Exception):
-    """A tuple got no acknowledgement, or a call failed. `code` is an HIO_ERR_* value of hio_connector.h."""
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
+__all__ = ["Client", "SendResult", "BatchResult", "HioError", "version", "Repository", "RepositoryError",
+           "FeatureTable", "Knowledge", "Row", "Follow"]
 
 
 @dataclasses.dataclass(frozen=True)
