@@ -13,7 +13,7 @@ packages=(
   libfftw3-dev
   libucx-dev
   iperf3 wrk python3 python3-numpy python3-zmq
-  ucx-utils python3-matplotlib
+  ucx-utils python3-matplotlib python3-pandas
   chromium
   procps iproute2
   slurm-wlm munge libcurl4-openssl-dev openssl python3-yaml
