@@ -294,6 +294,11 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
                                                                         "18446744073709551616": 1}}).encode())
                 elif rest.startswith("v1/counts"):
                     self.send(200, b'{"records": 6}')
+            elif case == "many-names":  # every record invents names: a dense table would be rows x names
+                names = [{f"n{i}.{j}": 1.0 for j in range(20)} for i in range(10)]
+                body = "".join(json.dumps({"id": i + 1, "cursor": i + 1, "status": "stored", "features": f}) + "\n"
+                               for i, f in enumerate(names))
+                self.send(200, body.encode(), [("X-Hio-Next-Cursor", "10")])
             elif case == "bad-linkage":
                 self.send(200, json.dumps({"version": 1, "linkage": [[0, 1, 0.5], [1, 2, "x", 3]]}).encode())
             elif case == "error-page":
@@ -337,6 +342,9 @@ def test_a_hostile_repository_gives_clear_errors_and_odd_records_defaults():
         raises(lambda: repo("deep").features(), "not a JSON record")
         raises(lambda: repo("not-objects").features(), "not a JSON object")
         raises(lambda: repo("stuck", page_size=3).features(), "does not advance")
+        raises(lambda: repo("many-names", max_columns=100).features(), "more than 100 distinct feature names")
+        t = repo("many-names", max_columns=100).features(columns=["n1.*"], status=None)
+        assert len(t) == 10 and len(t.columns) == 20 and np.isnan(t.values).sum() == 9 * 20
         e, _ = raises(lambda: repo("error-page").counts(), "HTTP 500", "disk on fire")
         assert e.status == 500 and "\x07" not in str(e)
         raises(lambda: repo("bad-linkage").knowledge(), "linkage")

@@ -143,10 +143,11 @@ class _Columns:
 
 class _TableBuilder:
     """Accumulates records page by page into dense float64 blocks (no per-value Python objects are kept), and
-    makes one FeatureTable at the end."""
+    makes one FeatureTable at the end. At most `max_columns` distinct feature names: the dense table grows
+    with rows x names, so a server inventing names cannot make it take all memory."""
 
-    def __init__(self, columns: _Columns, status: str):
-        self.columns, self.status = columns, status
+    def __init__(self, columns: _Columns, status: str, max_columns: int = 10_000):
+        self.columns, self.status, self.max_columns = columns, status, max_columns
         self.index: dict = {}  # feature name -> column in the blocks
         self.blocks: list = []
         self.ids: list = []
@@ -167,6 +168,9 @@ class _TableBuilder:
         for r in rows:
             for name in r.features:
                 if name not in index and keeps(name):
+                    if len(index) >= self.max_columns:
+                        raise RepositoryError(f"more than {self.max_columns} distinct feature names: pass "
+                                              "columns= to choose the ones to read (or a larger max_columns)")
                     index[name] = len(index)
         block = np.full((len(rows), len(index)), np.nan)
         for i, r in enumerate(rows):
@@ -380,11 +384,13 @@ class Repository:
     timeout: seconds for each HTTP request as a whole (connect, answer, body).
     max_response_bytes: a larger answer is refused (RepositoryError) rather than read.
     page_size: records per request when reading features (the repository allows at most 100000).
+    max_columns: a read that meets more distinct feature names than this is refused (RepositoryError): pass
+      columns= to read some of them.
     Raises RepositoryError when master= is given and the master cannot say where its repository is.
     """
 
     def __init__(self, url: Optional[str] = None, *, master: Optional[str] = None, timeout: float = 30.0,
-                 max_response_bytes: int = 256 << 20, page_size: int = 5000):
+                 max_response_bytes: int = 256 << 20, page_size: int = 5000, max_columns: int = 10_000):
         if url is not None and master is not None:
             raise ValueError("give url (the repository) or master, not both")
         if not timeout > 0:
@@ -396,6 +402,7 @@ class Repository:
         self.timeout = float(timeout)
         self.max_response_bytes = int(max_response_bytes)
         self.page_size = int(page_size)
+        self.max_columns = int(max_columns)
         if master is not None:
             master = _check_url(master, "master")
             status = self._json(master + "/v1/status", limit=min(self.max_response_bytes, 64 << 20))
@@ -569,7 +576,7 @@ class Repository:
             raise ValueError(f"after must be a cursor (an integer >= 0), not {after!r}")
         if limit is not None and (type(limit) is not int or limit < 0):
             raise ValueError(f"limit must be a non-negative integer or None, not {limit!r}")
-        b = _TableBuilder(_Columns(columns), status)
+        b = _TableBuilder(_Columns(columns), status, self.max_columns)
         cursor = after
         left = limit
         while left is None or left > 0:
@@ -647,7 +654,7 @@ class Repository:
             some = ", ".join(str(t) for t in sorted(missing)[:10])
             raise RepositoryError(f"{len(missing)} of {len(set(ids))} tuples have no record after {timeout:g} s "
                                   f"(e.g. {some})", url=self.url, code=_native.HIO_ERR_TIMEOUT)
-        b = _TableBuilder(_Columns(columns), "all")
+        b = _TableBuilder(_Columns(columns), "all", self.max_columns)
         b.add([found[t] for t in ids])
         t = b.table(self._end())
         return t.to_pandas() if as_ == "pandas" else t
@@ -757,7 +764,7 @@ class Follow:
                 return row
             if self._stopped():
                 raise StopIteration
-            builder = _TableBuilder(_Columns(self._columns), self._status)
+            builder = _TableBuilder(_Columns(self._columns), self._status, self._repo.max_columns)
             try:
                 rows, nxt, full, skipped = self._repo._page(self._read_at, self._repo.page_size)
                 self._ok_once = True
