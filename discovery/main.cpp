@@ -54,6 +54,16 @@ int main(int argc, char** argv) {
   app.add_option("--interval-s", interval_s, "Seconds between ticks")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--method", method, "Linkage: single, complete, average or ward")
       ->check(CLI::IsMember({"single", "complete", "average", "ward"}))->capture_default_str();
+  std::string criterion{hio::discovery::to_string(options.knowledge.cut.criterion)};
+  app.add_option("--cut", criterion,
+                 "Flat clusters: mojena (merges whose log height stands out), the best level by silhouette "
+                 "or calinski-harabasz, or the middle of the widest gap (widest-gap)")
+      ->check(CLI::IsMember({"mojena", "silhouette", "calinski-harabasz", "widest-gap"}))->capture_default_str();
+  app.add_option("--mojena-c", options.knowledge.cut.mojena_c,
+                 "mojena: a merge separates clusters when its log height is this many sd above the mean")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--max-clusters", options.knowledge.cut.max_clusters, "Flat clusters: levels scored, up to this many clusters")
+      ->check(CLI::Range(std::size_t{2}, std::size_t{1000}))->capture_default_str();
   auto* threshold = app.add_option("--threshold", options.knowledge.threshold,
                                    "Flat clusters: cut the tree at this distance")->check(CLI::PositiveNumber);
   app.add_option("--k", options.knowledge.clusters, "Flat clusters: at most this many")
@@ -67,6 +77,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   options.data_dir = data_dir;
   options.knowledge.method = *hio::discovery::parse_linkage_method(method);
+  options.knowledge.cut.criterion = *hio::discovery::parse_cut_criterion(criterion);
 
   hio::init_logging("discovery", log_level);
   hio::stop_with_parent();  // started by `hio up`: stop when it dies
@@ -76,8 +87,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto& service = **opened;
-  spdlog::info("repository {}, data in {}, resuming after cursor {}, method {}, every {} s", options.repository,
-               data_dir, service.cursor(), method, interval_s);
+  spdlog::info("repository {}, data in {}, resuming after cursor {}, method {}, cut {}, every {} s",
+               options.repository, data_dir, service.cursor(), method, criterion, interval_s);
 
   for (;;) {
     auto t = service.tick();

@@ -102,9 +102,13 @@ std::vector<std::uint32_t> cut_into(const linkage_matrix& z, std::size_t cluster
     for (std::size_t i = 0; i < n; ++i) labels[order[i]] = static_cast<std::uint32_t>(i + 1);
     return labels;
   }
+  return cut_at_distance(z, level_thresholds(z)[n - 1 - clusters]);
+}
+
+std::vector<double> level_thresholds(const linkage_matrix& z) {
   std::vector<double> most = subtree_max(z);
   std::sort(most.begin(), most.end());
-  return cut_at_distance(z, most[n - 1 - clusters]);
+  return most;
 }
 
 std::vector<std::size_t> cluster_sizes(std::span<const std::uint32_t> labels) {

@@ -5,7 +5,7 @@
 #include <hio/discovery/clusters.hpp>
 
 #include <algorithm>
-#include <limits>
+#include <span>
 #include <map>
 #include <set>
 #include <utility>
@@ -18,23 +18,34 @@ using json = nlohmann::json;
 
 constexpr std::size_t max_listed_values = 20;  // distinct values of a non-numeric parameter per cluster
 
-// The midpoint of the widest gap between consecutive merge distances.
-double widest_gap_threshold(const linkage_matrix& z) {
-  double best_gap = -1, threshold = std::numeric_limits<double>::infinity();
-  for (std::size_t i = 0; i + 1 < z.steps.size(); ++i) {
-    const double gap = z.steps[i + 1].distance - z.steps[i].distance;
-    if (gap > best_gap) {
-      best_gap = gap;
-      threshold = z.steps[i].distance + gap / 2;
-    }
-  }
-  return threshold;
-}
+struct flat_cut {
+  std::vector<std::uint32_t> labels;  // per row of the clustered matrix
+  json report;                        // the document's "cut"
+};
 
-std::vector<std::uint32_t> cut(const linkage_matrix& z, const knowledge_options& options) {
-  if (options.threshold > 0) return cut_at_distance(z, options.threshold);
-  if (options.clusters > 0) return cut_into(z, options.clusters);
-  return cut_at_distance(z, widest_gap_threshold(z));
+// Labels of the tree's leaves; x and leaf_of as choose_cut.
+flat_cut cut(const linkage_matrix& z, const matrix& x, std::span<const std::uint32_t> leaf_of,
+             const knowledge_options& options) {
+  cut_choice choice = choose_cut(z, x, leaf_of, options.cut);
+  json levels = json::array();
+  for (const auto& l : choice.levels)
+    levels.push_back(json{{"clusters", l.clusters}, {"threshold", l.threshold}, {"score", l.score}});
+  json report{{"criterion", std::string(to_string(choice.criterion))}, {"by", "criterion"}, {"levels", levels}};
+  if (options.threshold > 0 || options.clusters > 0) {
+    choice.labels = options.threshold > 0 ? cut_at_distance(z, options.threshold) : cut_into(z, options.clusters);
+    report["by"] = options.threshold > 0 ? "threshold" : "k";
+    choice.clusters = choice.labels.empty() ? 0 : *std::max_element(choice.labels.begin(), choice.labels.end());
+    choice.threshold = options.threshold;
+    json score = nullptr;  // the criterion's score of this level, when it is one of those scored
+    for (const auto& l : choice.levels)
+      if (l.clusters == choice.clusters) score = l.score;
+    report["score"] = score;
+  } else {
+    report["score"] = choice.score;
+  }
+  report["clusters"] = choice.clusters;
+  report["threshold"] = choice.threshold;
+  return {std::move(choice.labels), std::move(report)};
 }
 
 json linkage_json(const linkage_matrix& z) {
@@ -70,13 +81,18 @@ result<json> make_knowledge(feature_table table, const knowledge_options& option
   std::vector<std::uint32_t> labels(n, 1);
   linkage_matrix tree;
   std::vector<std::size_t> order;
+  json cut_report{{"criterion", std::string(to_string(options.cut.criterion))}, {"by", "criterion"},
+                  {"levels", json::array()}, {"score", 0}, {"clusters", n > 0 ? 1 : 0}, {"threshold", 0}};
+  std::vector<std::uint32_t> leaf_of;  // two stages: each row's micro-cluster, the linkage's leaf
   bool two_stage = false;
   if (n >= 2 && x.cols() > 0) {
     if (n <= options.exact_max) {
       auto z = linkage(x, options.method);
       if (!z) return z.error();
       tree = std::move(*z);
-      labels = cut(tree, options);
+      auto c = cut(tree, x, {}, options);
+      labels = std::move(c.labels);
+      cut_report = std::move(c.report);
     } else {
       two_stage = true;
       auto ts_options = options.two_stage;
@@ -84,7 +100,10 @@ result<json> make_knowledge(feature_table table, const knowledge_options& option
       ts_options.micro_clusters = std::min(ts_options.micro_clusters, n);
       auto ts = two_stage_cluster(x, ts_options);
       if (!ts) return ts.error();
-      labels = propagate_labels(*ts, cut(ts->tree, options));
+      auto c = cut(ts->tree, x, ts->micro, options);
+      labels = propagate_labels(*ts, c.labels);
+      cut_report = std::move(c.report);
+      leaf_of = std::move(ts->micro);
       tree = std::move(ts->tree);
     }
     order = leaf_order(tree);
@@ -112,12 +131,15 @@ result<json> make_knowledge(feature_table table, const knowledge_options& option
       by_tuple[std::to_string(id)] = labels[i];
       ids.push_back(id);
     }
-    point_labels.push_back(json{{"params", params[i]}, {"label", labels[i]}, {"tuples", std::move(ids)}});
+    json entry{{"params", params[i]}, {"label", labels[i]}, {"tuples", std::move(ids)}};
+    if (!leaf_of.empty()) entry["leaf"] = leaf_of[i];
+    point_labels.push_back(std::move(entry));
   }
   doc["labels"] = std::move(by_tuple);
   doc["point_labels"] = std::move(point_labels);
   doc["linkage"] = linkage_json(tree);
   doc["leaf_order"] = order;
+  doc["cut"] = std::move(cut_report);
 
   json clusters = json::array();
   if (n > 0) {

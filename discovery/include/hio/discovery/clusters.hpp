@@ -29,6 +29,10 @@ std::vector<std::uint32_t> cut_at_distance(const linkage_matrix& z, double thres
 // merge distances tie at the cut). `clusters` is clamped to 1..n.
 std::vector<std::uint32_t> cut_into(const linkage_matrix& z, std::size_t clusters);
 
+// The distances the levels of the tree are cut at, ascending: cut_at_distance(z, t[n - 1 - k]) is
+// cut_into(z, k) for 1 <= k < n (each merge's largest distance within its subtree, sorted).
+std::vector<double> level_thresholds(const linkage_matrix& z);
+
 // sizes[k - 1] is the number of observations labelled k.
 std::vector<std::size_t> cluster_sizes(std::span<const std::uint32_t> labels);
 
