@@ -100,8 +100,8 @@ def test_features_match_hio_features_pandas_and_knowledge():
         assert len(cli) == 12 and len(t) == 12, (len(cli), t)
         assert t.tuple_ids.dtype == np.uint64 and t.values.dtype == np.float64
         assert t.tuple_ids.tolist() == [r["id"] for r in cli]
-        assert t.columns == sorted({k for r in cli for k in r["features"]}) and len(t.columns) == 67, t.columns[:5]
-        assert t.values.shape == (12, 67)
+        assert t.columns == sorted({k for r in cli for k in r["features"]}) and len(t.columns) > 20, t.columns[:5]
+        assert t.values.shape == (12, len(t.columns))
         for i, r in enumerate(cli):
             for j, name in enumerate(t.columns):
                 assert same_value(t.values[i, j], r["features"].get(name)), (r["id"], name, t.values[i, j])
@@ -134,8 +134,9 @@ def test_features_match_hio_features_pandas_and_knowledge():
         else:
             df = repo.features(as_="pandas")
             assert df.index.name == "tuple_id" and df.index.tolist() == t.tuple_ids.tolist()
-            assert list(df.columns[:67]) == t.columns
-            assert list(df.columns[67:]) == ["source", "param.rate", "param.regime"], list(df.columns[67:])
+            n = len(t.columns)
+            assert list(df.columns[:n]) == t.columns
+            assert list(df.columns[n:]) == ["source", "param.rate", "param.regime"], list(df.columns[n:])
             assert np.array_equal(df[t.columns].to_numpy(), t.values, equal_nan=True)
             assert df["param.rate"].tolist() == t.param("rate").tolist()
             assert set(df["param.regime"]) == {"quiet", "burst"} and set(df["source"]) == {"regimes"}
@@ -197,7 +198,8 @@ def test_follow_yields_what_is_stored_after_it_started_and_wait_returns_a_batch(
         new = [r[0] for r in sent(sender)]
         got = [i for b in batches for i in b.tuple_ids.tolist()]
         assert sorted(got) == sorted(new) and not set(got) & set(before), (got, new, before)
-        assert all(len(b) and b.values.shape[1] == 67 for b in batches), batches
+        width = len(repo.features(limit=1).columns)
+        assert width > 20 and all(len(b) and b.values.shape[1] == width for b in batches), batches
         assert {p["regime"] for b in batches for p in b.params} == {"burst"}
         assert len(repo.features(after=follow.cursor)) == 0  # its cursor is past what it gave
 
@@ -205,7 +207,7 @@ def test_follow_yields_what_is_stored_after_it_started_and_wait_returns_a_batch(
         f = repo.follow(after=0, rows=True, max_rows=5, poll_s=0.1, timeout=30)
         rows = list(f)
         assert [r.tuple_id for r in rows] == before + new[:3], rows
-        assert all(isinstance(r, hio.Row) and r.status == "stored" and len(r.features) == 67 for r in rows)
+        assert all(isinstance(r, hio.Row) and r.status == "stored" and len(r.features) == width for r in rows)
         rest = list(repo.follow(after=f.cursor, rows=True, poll_s=0.1, timeout=1))
         assert [r.tuple_id for r in rest] == new[3:], rest
 

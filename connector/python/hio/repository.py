@@ -21,7 +21,6 @@ import dataclasses
 import fnmatch
 import http.client
 import json
-import math
 import os
 import socket
 import threading
