@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
   for (;;) {
     auto t = service.tick();
     if (t) {
-      spdlog::info("tick: pulled {} rows (log {}, cursor {}), {} parameter points, {} clusters, {} in {:.3f} s",
-                   t->pulled, t->rows, t->cursor, t->groups, t->clusters,
+      spdlog::info("tick: pulled {} rows (log {}, cursor {}), {} parameter points, {} clusters ({}), {} in {:.3f} s",
+                   t->pulled, t->rows, t->cursor, t->groups, t->clusters, t->cut,
                    t->version ? "published version " + std::to_string(t->version) : std::string("nothing new"),
                    t->seconds);
     } else {

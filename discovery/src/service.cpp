@@ -247,6 +247,11 @@ result<tick_report> discovery_service::tick() {
   if (!doc) return doc.error();
   report.groups = (*doc)["groups"].get<std::uint64_t>();
   report.clusters = (*doc)["clusters"].size();
+  if (const auto& c = (*doc)["cut"]; c["by"] == "criterion") {
+    report.cut = fmt::format("{} {:.3g}", c["criterion"].get<std::string>(), c["score"].get<double>());
+  } else {
+    report.cut = c["by"].get<std::string>();
+  }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   (*doc)["created_at_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch()).count();

@@ -1,6 +1,6 @@
 """Knowledge discovery end to end: NumPy realizations of two clearly different regimes go through the
 `features` processor into the repository; `hio-discovery --once` clusters them and publishes knowledge
-that separates the regimes; later ticks read from the repository only the rows they have not seen (the
+that separates the regimes (and three nested regimes with the default cut); later ticks read from the repository only the rows they have not seen (the
 repository's rows_read counter), a restarted hio-discovery resumes from its own copy, and `hio knowledge`
 prints the document."""
 import json
@@ -135,6 +135,64 @@ def test_discovery_separates_regimes_reads_only_new_rows_and_resumes():
         assert text.returncode == 0, text.stderr
         assert "representative" in text.stdout and "rate" in text.stdout, text.stdout
         assert "regime quiet" in text.stdout and "regime burst" in text.stdout, text.stdout
+    finally:
+        c.close()
+
+
+# Three regimes of a simulation that starts every realization from the same state: steady; oscillating
+# with a period of about 25; with a period of about 90. Two of them (the oscillating ones) are closer to
+# each other than to the steady one: nested regimes.
+NESTED = """
+import json, sys, numpy as np, hio
+rng = np.random.default_rng(int(sys.argv[1]))
+t = np.arange(240)
+out = []
+with hio.Client("{master}", source="nested") as cl:
+    for i in range(48):
+        regime = ("steady", "period25", "period90")[i % 3]
+        a = np.empty((2, 240, 4))
+        for s in range(2):
+            period = {{"period25": rng.uniform(24, 26), "period90": rng.uniform(88, 92)}}.get(regime)
+            base = 50.0 if period is None else 50 + 30 * rng.uniform(0.95, 1.05) * np.sin(
+                2 * np.pi * t / period + rng.uniform(0, 0.3))
+            for v in range(4):
+                a[s, :, v] = base * (1 + 0.1 * v) * (1 + 0.02 * rng.standard_normal(240))
+        r = cl.send(a.astype(np.float32), metadata={{"params": {{"regime": regime, "realization": i}}}})
+        out.append([r.tuple_id, r.status])
+print(json.dumps(out))
+"""
+
+
+def purity(doc):
+    by_label = {}
+    for p in doc["point_labels"]:
+        by_label.setdefault(p["label"], []).append(p["params"]["regime"])
+    return sum(max(v.count(r) for r in set(v)) for v in by_label.values()) / len(doc["point_labels"])
+
+
+def test_nested_regimes_are_recovered_by_the_default_cut():
+    c = Cluster(workers=1, channels=2, processor="features")
+    try:
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "connector", "python"),
+                   HIO_CONNECTOR_LIB=os.path.join(LIB, "libhio_connector.so"))
+        p = subprocess.run(["/usr/bin/python3", "-c", NESTED.format(master=c.master_url), "1"], capture_output=True,
+                           text=True, env=env, timeout=180)
+        assert p.returncode == 0, p.stdout + p.stderr
+        results = json.loads(p.stdout.strip().splitlines()[-1])
+        assert all(r[1] == "stored" for r in results), results
+        wait_stored(c, 48)
+
+        doc = discover(c, os.path.join(c.dir, "discovery"))
+        assert doc["groups"] == 48, doc["groups"]
+        assert doc["cut"]["criterion"] == "mojena" and doc["cut"]["by"] == "criterion", doc["cut"]
+        assert len(doc["clusters"]) == 3 and doc["cut"]["clusters"] == 3, (doc["cut"], doc["clusters"])
+        assert purity(doc) == 1.0, doc["point_labels"]
+        assert [lv["clusters"] for lv in doc["cut"]["levels"][:3]] == [2, 3, 4], doc["cut"]["levels"]
+
+        # The widest gap, as before the criterion existed, keeps only the top split: steady | oscillating.
+        gap = discover(c, os.path.join(c.dir, "discovery-gap"), "--cut", "widest-gap")
+        assert gap["cut"]["criterion"] == "widest-gap" and len(gap["clusters"]) == 2, gap["cut"]
+        assert purity(gap) < 0.7
     finally:
         c.close()
 

@@ -26,6 +26,7 @@ struct tick_report {
   std::uint64_t rows = 0;       // stored rows in the local log, all ticks
   std::uint64_t groups = 0;     // parameter points clustered
   std::size_t clusters = 0;     // flat clusters found
+  std::string cut;              // how they were cut: criterion and score, e.g. "mojena 2.31"
   std::uint64_t version = 0;    // knowledge version published this tick; 0 when none was
   std::uint64_t cursor = 0;     // the repository cursor after this tick
   double seconds = 0;           // wall time of the tick
