@@ -7,6 +7,7 @@
 
 #include "detail/element.hpp"
 #include "detail/fft_wisdom.hpp"
+#include "detail/harmonicpe.hpp"
 #include "detail/layout.hpp"
 
 #include <fftw3.h>
@@ -234,6 +235,7 @@ struct extractor::impl {
   extractor_options options;
   std::map<std::size_t, std::unique_ptr<fft_plans>> plans;  // by series length T
   scratch work;
+  detail::harmonicpe_scratch harmonicpe_work;  // feature_definitions::harmonicpe (src/harmonicpe.cpp)
 
   fft_plans& plans_for(std::size_t t) {
     auto& p = plans[t];
@@ -261,6 +263,17 @@ result<std::vector<realization_features>> extractor::extract(const npy_array& a,
   const std::size_t S = a.species, T = a.timepoints, V = a.voxels;
   if (T == 0 || V == 0 || S == 0 || a.realizations == 0 || a.payload.size() != a.element_count() * item_size(a.type))
     return make_error(errc::invalid_argument, "the array is empty or its payload does not match its shape");
+  if (o.definitions == feature_definitions::harmonicpe) {
+    auto shared_names = std::make_shared<const std::vector<std::string>>(std::move(*names));
+    std::vector<realization_features> out;
+    out.reserve(a.realizations);
+    for (std::size_t r = 0; r < a.realizations; ++r) {
+      auto values = detail::harmonicpe_realization(a, r, impl_->harmonicpe_work);
+      if (!values) return values.error();
+      out.push_back(realization_features{shared_names, std::move(*values)});
+    }
+    return out;
+  }
   const layout lay{S, o.spectral};
   const std::size_t P = lay.pairs(), b = std::min(row_block, T);
   scratch& m = impl_->work;

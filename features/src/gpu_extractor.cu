@@ -683,6 +683,9 @@ gpu_extractor::gpu_extractor(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 gpu_extractor::~gpu_extractor() = default;
 
 result<std::vector<realization_features>> gpu_extractor::extract(const npy_array& a, const options& o, cuda_stream stream) {
+  if (o.definitions != feature_definitions::hio)
+    return make_error(errc::invalid_argument, "the GPU kernels implement only the hio feature set; use the CPU "
+                                              "extractor for the harmonicpe definitions");
   auto names = feature_names(a.species, o);
   if (!names) return names.error();
   if (a.timepoints == 0 || a.voxels == 0 || a.species == 0 || a.realizations == 0 ||

@@ -12,9 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace hio::features::test {
@@ -97,6 +100,34 @@ inline std::string run_command(const std::string& command, int& status) {
 }
 
 inline std::filesystem::path source_dir() { return std::filesystem::path(__FILE__).parent_path(); }
+
+// (file, realization, name) -> value
+using reference_values = std::map<std::tuple<std::string, std::size_t, std::string>, double>;
+
+// Runs a NumPy reference script of this folder (reference_features.py, reference_harmonicpe.py) with
+// /usr/bin/python3 on `files` and reads its lines FILE<TAB>REALIZATION<TAB>NAME<TAB>VALUE. The exit status
+// in `status`.
+inline reference_values run_reference_script(const std::string& script, const std::vector<std::string>& files,
+                                             const std::string& flags, int& status) {
+  std::string command = "/usr/bin/python3 " + (source_dir() / script).string() + " " + flags;
+  for (const auto& f : files) command += " " + f;
+  const std::string out = run_command(command, status);
+  reference_values values;
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string file, name, value;
+    std::size_t r = 0;
+    std::getline(fields, file, '\t');
+    fields >> r;
+    fields.ignore(1);
+    std::getline(fields, name, '\t');
+    std::getline(fields, value);
+    values[{file, r, name}] = std::stod(value);
+  }
+  return values;
+}
 
 // |a - b| <= rel * max(|a|, |b|) + abs
 inline bool close(double a, double b, double rel, double abs) {

@@ -7,9 +7,6 @@
 
 #include <doctest/doctest.h>
 
-#include <map>
-#include <sstream>
-
 using namespace hio::features;
 using namespace hio::features::test;
 
@@ -25,29 +22,10 @@ struct reference_case {
   bool integral;
 };
 
-// (file, realization, name) -> value
-using reference_values = std::map<std::tuple<std::string, std::size_t, std::string>, double>;
-
 reference_values run_reference(const std::vector<std::string>& files, const std::string& flags) {
-  std::string command = "/usr/bin/python3 " + (source_dir() / "reference_features.py").string() + " " + flags;
-  for (const auto& f : files) command += " " + f;
   int status = 0;
-  const std::string out = run_command(command, status);
+  auto values = run_reference_script("reference_features.py", files, flags, status);
   REQUIRE(status == 0);
-  reference_values values;
-  std::istringstream lines(out);
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream fields(line);
-    std::string file, name, value;
-    std::size_t r = 0;
-    std::getline(fields, file, '\t');
-    fields >> r;
-    fields.ignore(1);
-    std::getline(fields, name, '\t');
-    std::getline(fields, value);
-    values[{file, r, name}] = std::stod(value);
-  }
   return values;
 }
 

@@ -12,9 +12,17 @@
 
 namespace hio::features {
 
+// Which definitions and order the features follow (docs/features.md).
+enum class feature_definitions {
+  hio,         // hio's set: species blocks, then pairs; textbook Pearson skew; ACF about the global mean
+  harmonicpe,  // the original HarmonicPE code (batch.py, g2): its skewness, autocorrelation and order
+};
+
 struct options {
   std::vector<std::string> species_names;  // names used instead of s0, s1, ...: none, or one per species
-  bool spectral = true;                    // add the 4 spectral features per species (off: the study's set)
+  bool spectral = true;                    // add the 4 spectral features per species (off: the study's set);
+                                           // ignored with harmonicpe, which has no spectral set
+  feature_definitions definitions = feature_definitions::hio;  // harmonicpe: CPU extractor only
 };
 
 // Features per species and per pair of species: 27 + 5 per pair is the HarmonicIO/URDME study's set
@@ -23,10 +31,14 @@ constexpr std::size_t core_features_per_species = 27;
 constexpr std::size_t spectral_features_per_species = 4;
 constexpr std::size_t features_per_pair = 5;
 std::size_t feature_count(std::size_t species, bool spectral) noexcept;
+// The count for these options: harmonicpe has the study's 27 + 5 per pair whatever `spectral` says.
+std::size_t feature_count(std::size_t species, const options& o) noexcept;
 
 // Stable names in output order: for each species its features ("s0.mean_sm", ..., "s0.spec.period_mean"),
-// then each pair s < u ("s0_s1.corr_sm", ...). Error (invalid_argument) when species_names is neither
-// empty nor one non-empty name per species, or a name holds '.', whitespace or a duplicate.
+// then each pair s < u ("s0_s1.corr_sm", ...); with harmonicpe the original's order and "hpe_" names for
+// the features it defines differently (docs/features.md, "features:harmonicpe"). Error (invalid_argument)
+// when species_names is neither empty nor one non-empty name per species, or a name holds '.', whitespace
+// or a duplicate.
 result<std::vector<std::string>> feature_names(std::size_t species, const options& o);
 
 struct realization_features {
@@ -53,8 +65,8 @@ class extractor {
   extractor(extractor&&) noexcept;
   extractor& operator=(extractor&&) noexcept;
 
-  // One feature vector per realization of `a`, in order. Errors: invalid_argument (species names),
-  // non_finite_input (NaN/Inf in the array, or sums that overflow). Never returns NaN or Inf values.
+  // One feature vector per realization of `a`, in order, with o.definitions. Errors: invalid_argument
+  // (species names), non_finite_input (NaN/Inf in the array, or sums that overflow). Never returns NaN or Inf values.
   result<std::vector<realization_features>> extract(const npy_array& a, const options& o = {});
 
  private:

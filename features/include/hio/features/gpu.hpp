@@ -76,7 +76,8 @@ class gpu_extractor {
 
   // Copies a's payload to the device (asynchronously when it lies in pinned memory), runs the kernels on
   // `stream` (nullptr: the extractor's own) and waits for the results. Errors: invalid_argument,
-  // non_finite_input as for extractor::extract; cuda_error with the failing call when CUDA fails.
+  // non_finite_input as for extractor::extract, and invalid_argument for feature_definitions::harmonicpe
+  // (the kernels implement only the hio set); cuda_error with the failing call when CUDA fails.
   result<std::vector<realization_features>> extract(const npy_array& a, const options& o = {},
                                                     cuda_stream stream = nullptr);
 
