@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <utility>
 
 namespace hio::worker::detail {
@@ -47,13 +48,15 @@ std::vector<named_series> summed_series(const features::npy_array& a, const std:
 
 class features_processor : public processor {
  public:
-  features_processor(std::string spec, std::unique_ptr<features::gpu_extractor> gpu, std::string device)
-      : spec_(std::move(spec)), gpu_(std::move(gpu)), device_(std::move(device)) {}
+  features_processor(std::string spec, std::unique_ptr<features::gpu_extractor> gpu, std::string device,
+                     features::feature_definitions definitions = features::feature_definitions::hio)
+      : spec_(std::move(spec)), gpu_(std::move(gpu)), device_(std::move(device)), definitions_(definitions) {}
 
   result<std::vector<feature>> process(const received_tuple& t) override {
     auto array = features::parse_npy(t.payload);
     if (!array) return make_error(400, "not a usable .npy realization: " + array.error().message);
     features::options o;
+    o.definitions = definitions_;
     o.species_names = species_names(t.metadata);
     if (!o.species_names.empty() && o.species_names.size() != array->species)
       o.species_names.clear();  // names that do not match the array are ignored, not fatal
@@ -78,6 +81,7 @@ class features_processor : public processor {
   std::string spec_;
   std::unique_ptr<features::gpu_extractor> gpu_;
   std::string device_;
+  features::feature_definitions definitions_;
   features::extractor cpu_;
 };
 
@@ -85,9 +89,18 @@ class features_processor : public processor {
 
 result<std::unique_ptr<processor>> make_features_processor(std::string_view arg, const processor_options& options) {
   const std::string spec = arg.empty() ? "features" : "features:" + std::string(arg);
-  if (!arg.empty() && arg != "gpu" && arg != "cpu")
-    return make_error(400, "features takes no argument, or :gpu or :cpu (got '" + std::string(arg) + "')");
+  if (!arg.empty() && arg != "gpu" && arg != "cpu" && arg != "harmonicpe")
+    return make_error(400, "features takes no argument, or :gpu, :cpu or :harmonicpe (got '" + std::string(arg) + "')");
   if (arg == "cpu") return std::unique_ptr<processor>(new features_processor(spec, nullptr, "cpu"));
+  if (arg == "harmonicpe") {
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true))
+      spdlog::info("channel {}: features:harmonicpe (the original HarmonicPE definitions) runs on the CPU: the GPU "
+                   "kernels implement only the default feature set",
+                   options.channel);
+    return std::unique_ptr<processor>(
+        new features_processor(spec, nullptr, "cpu", features::feature_definitions::harmonicpe));
+  }
   auto gpu = features::gpu_extractor::create();
   if (!gpu) {
     if (arg == "gpu") return make_error(400, "features:gpu needs a CUDA device: " + gpu.error().message);
