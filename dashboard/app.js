@@ -15,7 +15,12 @@
   const state = {
     samples: [], decisions: [], since: 0, nowMs: 0, windowMin: 15, charts: {},
     knowledgeVersion: null, knowledge: null, seriesCharts: [], lastOk: 0,
+    cutK: null,  // clusters the user asked for (slider, or ?k= in the URL); null: discovery's cut
   };
+  {
+    const k = Number(new URLSearchParams(window.location.search).get("k"));
+    if (Number.isInteger(k) && k >= 1) state.cutK = k;
+  }
 
   const $ = (id) => document.getElementById(id);
   const clusterColour = (label) => (label == null ? GREY : PALETTE[(Number(label) - 1 + PALETTE.length) % PALETTE.length]);
@@ -335,7 +340,7 @@
     $("knowledge-meta").innerHTML = `version <b id="knowledge-version" data-value="${k.version}">${k.version}</b> ·
       ${esc(k.method)} linkage · <span id="knowledge-points" data-value="${k.points}">${fmtInt(k.points)}</span> tuples in
       <span id="knowledge-groups" data-value="${k.groups}">${fmtInt(k.groups)}</span> parameter points ·
-      <span id="knowledge-clusters" data-value="${k.clusters.length}">${k.clusters.length}</span> clusters ·
+      <span id="knowledge-clusters" data-value="${state.shownClusters}">${state.shownClusters}</span> clusters ·
       ${k.columns ? k.columns.length : 0} features${k.two_stage ? " · two-stage" : ""} · made ${fmtDuration(age)} ago`;
   }
 
@@ -355,7 +360,135 @@
     return Object.keys(p).sort().map((k) => `${k} ${typeof p[k] === "number" ? fmtNum(p[k]) : p[k]}`).join(", ");
   }
 
-  function renderKnowledge(doc) {
+  // ---- re-cutting the tree in the page (the same cut as hio::discovery::cut_into) ----
+  // Labels 1..k of the linkage's leaves, numbered in order of first appearance in the pre-order
+  // traversal, for the lowest cut that leaves at most k clusters.
+  function cutLeaves(Z, k) {
+    const n = Z.length + 1;
+    if (k >= n) {
+      const labels = new Array(n);
+      leafOrder(Z).forEach((leaf, i) => { labels[leaf] = i + 1; });
+      return labels;
+    }
+    const most = new Array(Z.length);  // the largest merge distance in each merge's subtree
+    Z.forEach(([a, b, d], i) => { most[i] = Math.max(d, a >= n ? most[a - n] : -Infinity, b >= n ? most[b - n] : -Infinity); });
+    const threshold = k <= 1 ? Infinity : most.slice().sort((x, y) => x - y)[n - 1 - k];
+    const labels = new Array(n).fill(0);
+    let count = 0;
+    const stack = [2 * n - 2];
+    while (stack.length) {
+      const node = stack.pop();
+      if (node < n) { labels[node] = ++count; continue; }
+      if (most[node - n] <= threshold) {
+        count += 1;
+        const inner = [node];
+        while (inner.length) {
+          const m = inner.pop();
+          if (m < n) labels[m] = count; else inner.push(Z[m - n][0], Z[m - n][1]);
+        }
+        continue;
+      }
+      stack.push(Z[node - n][1], Z[node - n][0]);
+    }
+    return labels;
+  }
+
+  function leafOrder(Z) {
+    const n = Z.length + 1, order = [], stack = [2 * n - 2];
+    while (stack.length) {
+      const node = stack.pop();
+      if (node < n) order.push(node); else stack.push(Z[node - n][1], Z[node - n][0]);
+    }
+    return order;
+  }
+
+  // The document as it would be cut into k clusters: new point labels, and per cluster its size, points,
+  // parameter ranges and values, and as representative the first tuple of the point nearest the
+  // cluster's centre in the PCA plane (discovery's own representative needs the features, which the
+  // page does not have).
+  function recut(doc, k) {
+    const Z = doc.linkage || [];
+    const points = doc.point_labels || [];
+    if (!Z.length || !points.length) return doc;
+    const leaves = cutLeaves(Z, k);
+    const twoStage = points.some((p) => p.leaf != null);
+    const point_labels = points.map((p, i) => ({ ...p, label: leaves[twoStage ? p.leaf : i] }));
+    const byLabel = new Map();
+    point_labels.forEach((p, i) => {
+      if (!byLabel.has(p.label)) byLabel.set(p.label, []);
+      byLabel.get(p.label).push(i);
+    });
+    const proj = doc.projection || [];
+    const clusters = [...byLabel.entries()].sort((a, b) => a[0] - b[0]).map(([label, members]) => {
+      const ranges = {}, values = {};
+      let size = 0;
+      for (const i of members) {
+        size += point_labels[i].tuples.length;
+        const params = point_labels[i].params;
+        if (!params || typeof params !== "object") continue;
+        for (const [name, v] of Object.entries(params)) {
+          if (typeof v === "number") {
+            const r = ranges[name];
+            ranges[name] = r ? [Math.min(r[0], v), Math.max(r[1], v)] : [v, v];
+          } else {
+            const seen = values[name] || (values[name] = []);
+            const text = typeof v === "string" ? v : JSON.stringify(v);
+            if (seen.length < 20 && !seen.includes(text)) seen.push(text);
+          }
+        }
+      }
+      for (const name of Object.keys(values)) values[name].sort();
+      const centre = [0, 1].map((a) => members.reduce((s, i) => s + (proj[i] ? proj[i][a] : 0), 0) / members.length);
+      let best = members[0], bestD = Infinity;
+      for (const i of members) {
+        if (!proj[i]) continue;
+        const d = (proj[i][0] - centre[0]) ** 2 + (proj[i][1] - centre[1]) ** 2;
+        if (d < bestD) { bestD = d; best = i; }
+      }
+      return { label, size, groups: members.length, representative_tuple: point_labels[best].tuples[0], params_ranges: ranges, params_values: values };
+    });
+    return { ...doc, point_labels, clusters };
+  }
+
+  // The slider: 1 .. the most clusters discovery scored; its text names the level's score.
+  function renderCut(doc) {
+    const cut = doc.cut || {};
+    const levels = Array.isArray(cut.levels) ? cut.levels : [];
+    const groups = (doc.linkage || []).length + 1;
+    const chosen = Number(cut.clusters) || doc.clusters.length;
+    const top = Math.max(chosen, ...levels.map((l) => l.clusters), 1);
+    const k = Math.min(state.cutK != null ? state.cutK : chosen, groups);
+    const slider = $("cut-k");
+    slider.max = String(Math.max(top, 2));
+    slider.value = String(k);
+    slider.disabled = groups < 2;
+    setNum("cut-clusters", k, String(k));
+    const level = levels.find((l) => l.clusters === k);
+    const score = level ? `${esc(cut.criterion)} score ${fmtNum(level.score)}` : "";
+    const how = cut.by === "k" ? `--k ${chosen}` : cut.by === "threshold" ? `--threshold ${fmtNum(cut.threshold)}` : esc(cut.criterion || "?");
+    const mine = k !== chosen;
+    $("cut-text").innerHTML = mine
+      ? `your cut${score ? ` · ${score}` : ""} · discovery chose ${chosen}`
+      : `discovery's cut: ${how}${score && cut.by !== "criterion" ? ` · ${score}` : level ? ` · score ${fmtNum(level.score)}` : ""}`;
+    $("cut").dataset.mine = String(mine);
+    $("cut-reset").hidden = !mine;
+    return mine ? recut(doc, k) : doc;
+  }
+
+  $("cut-k").addEventListener("input", (e) => {
+    state.cutK = Number(e.target.value);
+    if (state.knowledge) renderKnowledge(state.knowledge);
+  });
+  $("cut-reset").addEventListener("click", () => {
+    state.cutK = null;
+    if (state.knowledge) renderKnowledge(state.knowledge);
+  });
+
+  function renderKnowledge(original) {
+    const doc = renderCut(original);
+    state.shownClusters = doc.clusters.length;
+    const count = $("knowledge-clusters");
+    if (count) { count.dataset.value = String(doc.clusters.length); count.textContent = String(doc.clusters.length); }
     const clusters = doc.clusters.slice().sort((a, b) => a.label - b.label);
     makeChart("chart-sizes", {
       type: "bar",
@@ -486,12 +619,13 @@
         <div class="series-box" id="series-${c.label}" data-state="loading"><div class="noseries">loading the representative's series…</div></div>
       </div>`;
     }).join("");
-    for (const c of clusters) loadSeries(c, doc.version);
+    state.cardsGeneration = (state.cardsGeneration || 0) + 1;
+    for (const c of clusters) loadSeries(c, state.cardsGeneration);
   }
 
-  async function loadSeries(c, version) {
+  async function loadSeries(c, generation) {
     const { status, body } = await getJSON(`/v1/tuples/${c.representative_tuple}`);
-    if (state.knowledgeVersion !== version) return;  // a newer document replaced the cards
+    if (state.cardsGeneration !== generation) return;  // a newer document or cut replaced the cards
     const box = $(`series-${c.label}`);
     if (!box) return;
     if (status !== 200) {

@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <string>
 
 namespace hio::cli {
 
@@ -45,6 +46,24 @@ std::string ranges_text(const json& ranges, const json& values) {
   return out.empty() ? "-" : out;
 }
 
+// " (cut: mojena, score 2.31)", or " (cut: --k 3)"; empty for a document without a readable "cut".
+std::string cut_text(const nlohmann::json& doc) {
+  const auto it = doc.find("cut");
+  if (it == doc.end() || !it->is_object()) return "";
+  const auto by = it->find("by"), criterion = it->find("criterion"), score = it->find("score");
+  std::ostringstream out;
+  if (by != it->end() && *by == "k") {
+    out << " (cut: --k)";
+  } else if (by != it->end() && *by == "threshold") {
+    out << " (cut: --threshold)";
+  } else if (criterion != it->end() && criterion->is_string()) {
+    out << " (cut: " << criterion->get<std::string>();
+    if (score != it->end() && score->is_number()) out << ", score " << std::setprecision(3) << score->get<double>();
+    out << ")";
+  }
+  return out.str();
+}
+
 }  // namespace
 
 int knowledge(const knowledge_options& o) {
@@ -73,7 +92,7 @@ int knowledge(const knowledge_options& o) {
   }
   std::cout << "knowledge version " << doc.value("version", 0) << ": " << doc.value("points", 0) << " tuples, "
             << doc.value("groups", 0) << " parameter points, method " << doc.value("method", std::string("?"))
-            << ", " << doc["clusters"].size() << " clusters\n";
+            << ", " << doc["clusters"].size() << " clusters" << cut_text(doc) << "\n";
   std::cout << std::left << std::setw(7) << "label" << std::setw(9) << "size" << std::setw(22)
             << "representative" << "parameter ranges\n";
   for (const auto& cl : doc["clusters"]) {

@@ -173,6 +173,29 @@ def test_dashboard_shows_the_cluster_the_knowledge_and_the_failures():
         assert [int(r["attrs"]["data-id"]) for r in dom.failure_rows] == [failed[0]["id"]], dom.failure_rows
         assert failed[0]["error"][:40] in dom.failure_rows[0]["text"], (failed[0]["error"], dom.failure_rows)
 
+        # Discovery's cut is named above the charts; ?k= (as the slider) re-cuts the tree in the page,
+        # into the same clusters as hio-discovery --k publishes from the same rows.
+        assert value(dom, "cut-clusters") == str(doc["cut"]["clusters"]) == str(len(doc["clusters"]))
+        assert dom.by_id["cut"]["attrs"].get("data-mine") == "false"
+        assert "discovery's cut: " + doc["cut"]["criterion"] in dom.by_id["cut-text"]["text"], dom.by_id["cut-text"]
+        for k in (1, 3, POINTS):
+            cut_dom, _ = render(f"{c.master_url}/?k={k}", tmp)
+            assert value(cut_dom, "cut-clusters") == str(k)
+            assert value(cut_dom, "knowledge-clusters") == str(k)
+            sizes = {int(e["attrs"]["data-label"]): int(e["attrs"]["data-size"]) for e in cut_dom.clusters}
+            assert len(sizes) == k and sum(sizes.values()) == POINTS * REALIZATIONS, sizes
+            if k == POINTS:
+                assert set(sizes.values()) == {REALIZATIONS}, sizes
+            if k == 3:
+                recut_sizes = sizes
+        d = subprocess.run([os.path.join(BIN, "hio-discovery"), "--repository", c.repository_url, "--data-dir",
+                            os.path.join(c.dir, "discovery-k3"), "--once", "--k", "3"], capture_output=True, text=True,
+                           env=dict(os.environ, HIO_SECRET=SECRET), timeout=120)
+        assert d.returncode == 0, d.stdout + d.stderr
+        k3 = get_json(c.repository_url + "/v1/knowledge/latest")
+        assert k3["cut"]["by"] == "k" and k3["linkage"] == doc["linkage"], k3["cut"]
+        assert recut_sizes == {cl["label"]: cl["size"] for cl in k3["clusters"]}, (recut_sizes, k3["clusters"])
+
         os.makedirs(ARTEFACTS, exist_ok=True)
         shot = os.path.abspath(os.path.join(ARTEFACTS, "dashboard.png"))
         with open(os.path.join(ARTEFACTS, "dashboard.html"), "w") as f:

@@ -134,6 +134,7 @@ def test_discovery_separates_regimes_reads_only_new_rows_and_resumes():
                               timeout=30)
         assert text.returncode == 0, text.stderr
         assert "representative" in text.stdout and "rate" in text.stdout, text.stdout
+        assert "2 clusters (cut: silhouette, score " in text.stdout, text.stdout  # 10 points: below mojena's 16
         assert "regime quiet" in text.stdout and "regime burst" in text.stdout, text.stdout
     finally:
         c.close()
