@@ -151,15 +151,22 @@ result<void> send_iov(int fd, iovec* iov, std::size_t count, std::chrono::millis
 
 result<void> connection::send(const wire::frame_header& h, std::string_view metadata,
                               std::span<const std::byte> payload, std::chrono::milliseconds timeout) {
+  return send(h, metadata, {}, payload, timeout);
+}
+
+result<void> connection::send(const wire::frame_header& h, std::string_view metadata,
+                              std::span<const std::byte> head, std::span<const std::byte> body,
+                              std::chrono::milliseconds timeout) {
   if (fd_ < 0) return io_error("connection is closed");
   wire::frame_header framed = h;
   framed.metadata_length = static_cast<std::uint32_t>(metadata.size());
-  framed.payload_length = payload.size();
+  framed.payload_length = head.size() + body.size();
   const auto header = wire::encode(framed);
-  iovec iov[3] = {{const_cast<std::byte*>(header.data()), header.size()},
+  iovec iov[4] = {{const_cast<std::byte*>(header.data()), header.size()},
                   {const_cast<char*>(metadata.data()), metadata.size()},
-                  {const_cast<std::byte*>(payload.data()), payload.size()}};
-  return send_iov(fd_, iov, 3, timeout);
+                  {const_cast<std::byte*>(head.data()), head.size()},
+                  {const_cast<std::byte*>(body.data()), body.size()}};
+  return send_iov(fd_, iov, 4, timeout);
 }
 
 result<void> connection::send_batch(std::span<const outgoing_frame> frames, std::chrono::milliseconds timeout) {

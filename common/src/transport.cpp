@@ -9,9 +9,9 @@ namespace {
 class tcp_link final : public data_link {
  public:
   explicit tcp_link(connection c) : conn_(std::move(c)) {}
-  result<void> send(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> payload,
+  result<void> send(const wire::frame_header& h, std::string_view metadata, payload_parts payload,
                     std::chrono::milliseconds timeout) override {
-    return conn_.send(h, metadata, payload, timeout);
+    return conn_.send(h, metadata, payload.head, payload.body, timeout);
   }
   result<void> send_end(std::chrono::milliseconds timeout) override { return conn_.send_end(timeout); }
   result<answer> receive(std::chrono::milliseconds timeout) override { return conn_.receive(timeout); }

@@ -64,6 +64,7 @@ constexpr std::size_t frame_prefix = wire::header_size + 16;  // frame + sequenc
 // One DATA send that UCX may still be working on: its header and I/O vector live here until it completes.
 struct pending_send {
   std::vector<std::byte> header;
+  std::vector<std::byte> joined;  // a two-piece payload, joined
   ucp_dt_iov_t iov[2]{};
   ucx_op op;
   void* request = nullptr;  // null: completed when posted
@@ -141,12 +142,19 @@ class ucx_link final : public data_link {
     return std::unique_ptr<data_link>(std::move(link));
   }
 
-  result<void> send(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> payload,
+  result<void> send(const wire::frame_header& h, std::string_view metadata, payload_parts payload,
                     std::chrono::milliseconds timeout) override {
     wire::frame_header framed = h;
     framed.metadata_length = static_cast<std::uint32_t>(metadata.size());
     framed.payload_length = payload.size();
-    return post(framed, metadata, payload, timeout);
+    std::vector<std::byte> joined;
+    if (!payload.head.empty()) {
+      joined.reserve(payload.size());
+      joined.insert(joined.end(), payload.head.begin(), payload.head.end());
+      joined.insert(joined.end(), payload.body.begin(), payload.body.end());
+    }
+    const std::span<const std::byte> bytes = joined.empty() ? payload.body : std::span<const std::byte>(joined);
+    return post(framed, metadata, bytes, timeout, std::move(joined));  // the move keeps the buffer in place
   }
 
   result<void> send_end(std::chrono::milliseconds timeout) override {
@@ -328,8 +336,9 @@ class ucx_link final : public data_link {
     return {};
   }
 
+  // `owned` (may be empty) holds the payload's bytes when the link made them: it lives until the send completes.
   result<void> post(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> payload,
-                    std::chrono::milliseconds timeout) {
+                    std::chrono::milliseconds timeout, std::vector<std::byte> owned = {}) {
     const auto deadline = steady::now() + timeout;
     // Room in the window: the oldest sends complete first.
     {
@@ -343,6 +352,7 @@ class ucx_link final : public data_link {
     }
     auto p = std::make_unique<pending_send>();
     p->tuple_id = h.tuple_id;
+    p->joined = std::move(owned);  // moving a vector keeps its buffer: `payload` still points into it
     // Metadata rides in the header when it fits: the payload then goes as one contiguous buffer.
     const bool in_header = !metadata.empty() && frame_prefix + metadata.size() <= max_header_;
     p->header.resize(frame_prefix + (in_header ? metadata.size() : 0));

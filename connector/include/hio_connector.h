@@ -129,6 +129,15 @@ HIO_CONNECTOR_API int hio_send_many(hio_client* client, size_t count, const void
                                     const char* const* metadata_json, hio_send_result* results, int32_t* codes,
                                     hio_flush_counts* counts);
 
+/* hio_send_many with each tuple in two pieces that the receiver sees as one payload: heads[i]
+ * (head_lens[i] bytes; heads and head_lens both NULL, or an entry of length 0: none) followed by
+ * data[i]. Neither piece is copied over TCP: e.g. a .npy header written by the caller in front of an
+ * array's own memory. */
+HIO_CONNECTOR_API int hio_send_many_parts(hio_client* client, size_t count, const void* const* heads,
+                                          const size_t* head_lens, const void* const* data, const size_t* lens,
+                                          const char* const* metadata_json, hio_send_result* results,
+                                          int32_t* codes, hio_flush_counts* counts);
+
 /* Waits until every queued tuple has its result (at most timeout_ms; <= 0 means 600000), then reports
  * in `counts` (may be NULL) how the asynchronous tuples finished since the previous flush and resets the
  * counts. Returns HIO_OK when none of them got an error, the code of the first error otherwise (message

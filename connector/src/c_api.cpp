@@ -228,12 +228,21 @@ int hio_send_async(hio_client* c, const void* data, size_t len, const char* meta
 int hio_send_many(hio_client* c, size_t count, const void* const* data, const size_t* lens,
                   const char* const* metadata_json, hio_send_result* results, int32_t* codes,
                   hio_flush_counts* counts) {
+  return hio_send_many_parts(c, count, nullptr, nullptr, data, lens, metadata_json, results, codes, counts);
+}
+
+int hio_send_many_parts(hio_client* c, size_t count, const void* const* heads, const size_t* head_lens,
+                        const void* const* data, const size_t* lens, const char* const* metadata_json,
+                        hio_send_result* results, int32_t* codes, hio_flush_counts* counts) {
   try {
     if (counts) *counts = hio_flush_counts{};
-    if (!c || (count > 0 && (!data || !lens || !results || !codes)))
+    if (!c || (count > 0 && (!data || !lens || !results || !codes)) || (!heads != !head_lens))
       return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_send_many: NULL client or array");
-    for (size_t i = 0; i < count; ++i)
+    for (size_t i = 0; i < count; ++i) {
       if (!data[i] && lens[i] > 0) return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_send_many: NULL data with a length");
+      if (heads && !heads[i] && head_lens[i] > 0)
+        return set_error(HIO_ERR_INVALID_ARGUMENT, "hio_send_many: NULL head with a length");
+    }
     client* impl = get(c);
     // The handlers write into the caller's arrays and this frame: the call returns only once every
     // queued tuple has its result, which the client guarantees in bounded time.
@@ -271,7 +280,9 @@ int hio_send_many(hio_client* c, size_t count, const void* const* data, const si
       clear(&results[i]);
       try {  // nothing may leave this loop while queued tuples can still call back into `b`
         const std::span<const std::byte> view(static_cast<const std::byte*>(data[i]), lens[i]);
-        auto r = impl->async_send_view(view, metadata_of(metadata_json ? metadata_json[i] : nullptr),
+        std::span<const std::byte> head;
+        if (heads && head_lens[i] > 0) head = {static_cast<const std::byte*>(heads[i]), head_lens[i]};
+        auto r = impl->async_send_view(head, view, metadata_of(metadata_json ? metadata_json[i] : nullptr),
                                        [&b, out = &results[i], code = &codes[i]](hio::result<send_result> res) {
                                          b.record(out, code, res);
                                        });

@@ -46,7 +46,8 @@ hio::error fail(errc code, std::string message) {
 // One tuple from submission to its result.
 struct job {
   std::shared_ptr<const void> owner;     // keeps `data` alive when the client owns it
-  std::span<const std::byte> data;       // the tuple, uncompressed
+  std::span<const std::byte> head;       // the tuple, uncompressed: `head` (often empty) then `data`
+  std::span<const std::byte> data;
   std::vector<std::byte> compressed;     // the payload as it travels when codec is zstd
   wire::codec codec = wire::codec::raw;
   std::shared_ptr<const std::string> metadata;  // the client's default is shared by the tuples that use it
@@ -61,8 +62,9 @@ struct job {
   // are never freed under a sendmsg that is still returning.
   std::atomic<bool> written{false};
 
-  std::span<const std::byte> wire_payload() const {
-    return codec == wire::codec::zstd ? std::span<const std::byte>(compressed) : data;
+  std::size_t size() const noexcept { return head.size() + data.size(); }
+  payload_parts wire_payload() const {
+    return codec == wire::codec::zstd ? payload_parts(compressed) : payload_parts(head, data);
   }
 };
 using job_ptr = std::unique_ptr<job>;
@@ -114,8 +116,8 @@ std::string json_metadata_prefix(const std::string& source) {
 struct client::impl {
   explicit impl(client_options o);
 
-  result<void> submit(std::shared_ptr<const void> owner, std::span<const std::byte> data,
-                      std::string_view metadata, completion_handler done);
+  result<void> submit(std::shared_ptr<const void> owner, std::span<const std::byte> head,
+                      std::span<const std::byte> data, std::string_view metadata, completion_handler done);
   result<void> flush(milliseconds timeout);
   void close();
   client_stats stats() const;
@@ -212,33 +214,52 @@ result<std::shared_ptr<const std::string>> client::impl::make_metadata(std::stri
 }
 
 void client::impl::maybe_compress(job& j) const {
-  const std::size_t n = j.data.size();
+  const std::size_t n = j.size();
   if (n < 512) return;
+  std::vector<std::byte> joined;  // zstd's one-shot call wants one buffer; a copy costs far less than zstd
+  std::span<const std::byte> in = j.data;
+  if (!j.head.empty()) {
+    joined.reserve(n);
+    joined.insert(joined.end(), j.head.begin(), j.head.end());
+    joined.insert(joined.end(), j.data.begin(), j.data.end());
+    in = joined;
+  }
   std::vector<std::byte> out(ZSTD_compressBound(n));
-  const std::size_t r = ZSTD_compress(out.data(), out.size(), j.data.data(), n, 1);
+  const std::size_t r = ZSTD_compress(out.data(), out.size(), in.data(), n, 1);
   if (ZSTD_isError(r) || r >= n - n / 16) return;  // does not help enough to pay for decoding
   out.resize(r);
   j.compressed = std::move(out);
   j.codec = wire::codec::zstd;
 }
 
-result<void> client::impl::submit(std::shared_ptr<const void> owner, std::span<const std::byte> data,
-                                  std::string_view metadata, completion_handler done) {
+result<void> client::impl::submit(std::shared_ptr<const void> owner, std::span<const std::byte> head,
+                                  std::span<const std::byte> data, std::string_view metadata,
+                                  completion_handler done) {
   if (config_error_) return *config_error_;
-  if (data.size() > wire::default_max_tuple_bytes)
-    return fail(errc::invalid_argument, "tuple of " + std::to_string(data.size()) + " bytes is over the limit of " +
+  const std::size_t size = head.size() + data.size();
+  if (size > wire::default_max_tuple_bytes)
+    return fail(errc::invalid_argument, "tuple of " + std::to_string(size) + " bytes is over the limit of " +
                                             std::to_string(wire::default_max_tuple_bytes));
   auto md = make_metadata(metadata);
   if (!md) return md.error();
 
   auto j = std::make_unique<job>();
   j->owner = std::move(owner);
+  j->head = head;
   j->data = data;
   j->metadata = std::move(*md);
   j->done = std::move(done);
-  j->xxh3 = xxh3_64(data);  // on the caller's thread, in parallel with the writer's sends
+  // On the caller's thread, in parallel with the writer's sends.
+  if (head.empty()) {
+    j->xxh3 = xxh3_64(data);
+  } else {
+    xxh3_stream hash;
+    hash.update(head);
+    hash.update(data);
+    j->xxh3 = hash.digest();
+  }
   if (opt.compress) maybe_compress(*j);
-  j->held_bytes = data.size() + j->compressed.size();
+  j->held_bytes = size + j->compressed.size();
 
   {
     std::unique_lock lk(mu_);
@@ -375,7 +396,7 @@ void client::impl::run_writer() {
     }
     if (!pending_.empty()) {
       if (!cur_usable()) {
-        const std::uint64_t hint = pending_.front()->data.size();
+        const std::uint64_t hint = pending_.front()->size();
         lk.unlock();
         end_current();
         open_new_session(hint);
@@ -761,7 +782,7 @@ result<send_result> client::send(std::span<const std::byte> data, std::string_vi
   // Shared with the handler: the promise must outlive set_value, which may still run when get() returns.
   auto promise = std::make_shared<std::promise<result<send_result>>>();
   auto future = promise->get_future();
-  auto r = impl_->submit(nullptr, data, metadata_json,
+  auto r = impl_->submit(nullptr, {}, data, metadata_json,
                          [promise](result<send_result> res) { promise->set_value(std::move(res)); });
   if (!r) return r.error();
   return future.get();  // every tuple reaches a result in bounded time (see the class comment)
@@ -777,7 +798,7 @@ std::future<result<send_result>> client::async_send(std::shared_ptr<const std::v
   auto future = promise->get_future();
   std::span<const std::byte> view;
   if (data) view = std::span<const std::byte>(*data);
-  auto r = impl_->submit(std::move(data), view, metadata_json,
+  auto r = impl_->submit(std::move(data), {}, view, metadata_json,
                          [promise](result<send_result> res) { promise->set_value(std::move(res)); });
   if (!r) promise->set_value(r.error());
   return future;
@@ -785,7 +806,12 @@ std::future<result<send_result>> client::async_send(std::shared_ptr<const std::v
 
 result<void> client::async_send_view(std::span<const std::byte> data, std::string_view metadata_json,
                                      completion_handler done) {
-  return impl_->submit(nullptr, data, metadata_json, std::move(done));
+  return impl_->submit(nullptr, {}, data, metadata_json, std::move(done));
+}
+
+result<void> client::async_send_view(std::span<const std::byte> head, std::span<const std::byte> data,
+                                     std::string_view metadata_json, completion_handler done) {
+  return impl_->submit(nullptr, head, data, metadata_json, std::move(done));
 }
 
 result<void> client::flush(std::chrono::milliseconds timeout) { return impl_->flush(timeout); }

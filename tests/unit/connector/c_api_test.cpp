@@ -122,6 +122,38 @@ TEST_CASE("hio_send_many sends a batch in one call: a result and a code per tupl
   CHECK(nlohmann::json::parse(m.handler.durable[results[1].tuple_id].metadata)["odd"] == true);
 }
 
+TEST_CASE("hio_send_many_parts sends each tuple as its head followed by its data") {
+  hio::test::fake_master m;
+  hio_client* c = hio_client_new(m.url().c_str(), "c-parts");
+  REQUIRE(c != nullptr);
+  const std::string heads[3] = {"head-0:", "", "head-2:"};
+  const std::string bodies[3] = {"first body", "second, without a head", ""};
+  const void* head_ptrs[3] = {heads[0].data(), nullptr, heads[2].data()};
+  const std::size_t head_lens[3] = {heads[0].size(), 0, heads[2].size()};
+  const void* body_ptrs[3] = {bodies[0].data(), bodies[1].data(), bodies[2].data()};
+  const std::size_t body_lens[3] = {bodies[0].size(), bodies[1].size(), 0};
+  hio_send_result results[3];
+  int32_t codes[3];
+  hio_flush_counts counts{};
+  CHECK(hio_send_many_parts(c, 3, head_ptrs, head_lens, body_ptrs, body_lens, nullptr, results, codes, &counts) ==
+        HIO_OK);
+  CHECK(counts.stored == 3);
+  const void* bad_heads[1] = {nullptr};
+  const std::size_t bad_lens[1] = {4};
+  CHECK(hio_send_many_parts(c, 1, bad_heads, bad_lens, body_ptrs, body_lens, nullptr, results, codes, nullptr) ==
+        HIO_ERR_INVALID_ARGUMENT);  // a NULL head with a length
+  CHECK(hio_send_many_parts(c, 1, head_ptrs, nullptr, body_ptrs, body_lens, nullptr, results, codes, nullptr) ==
+        HIO_ERR_INVALID_ARGUMENT);  // heads without their lengths
+  hio_client_free(c);
+  std::lock_guard lk(m.handler.mu);
+  for (int i = 0; i < 3; ++i) {
+    const std::string whole = heads[i] + bodies[i];
+    const auto& t = m.handler.durable[results[i].tuple_id];
+    CHECK(t.size == whole.size());
+    CHECK(t.xxh3 == hio::xxh3_64(std::string_view(whole)));
+  }
+}
+
 TEST_CASE("the C ABI reports a refused lease with its code and the master's message") {
   hio::test::fake_master m;
   {

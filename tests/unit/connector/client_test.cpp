@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <future>
 #include <random>
 
 using hio::connector::client;
@@ -349,6 +350,39 @@ TEST_CASE("compression sends fewer bytes and the receiver gets the original tupl
   CHECK(t.size == data.size());
   CHECK(t.wire_bytes < data.size() / 10);
   CHECK(m.handler.durable[r2->tuple_id].wire_bytes == 4096);  // sent raw: zstd would not help
+}
+
+TEST_CASE("a tuple in two pieces arrives as one payload, raw and compressed, and its checksum covers both") {
+  for (bool compress : {false, true}) {
+    CAPTURE(compress);
+    hio::test::fake_master m;
+    auto o = options_for(m);
+    o.compress = compress;
+    client c(o);
+    std::mt19937_64 rng(5);
+    const std::string head = "\x93NUMPY head";  // as a .npy preamble would start
+    std::vector<std::vector<std::byte>> bodies;
+    for (std::size_t n : {0, 1, 4096, 300000}) bodies.push_back(random_bytes(rng, n));
+    bodies.emplace_back(1 << 20, std::byte{7});  // compressible
+    std::vector<std::promise<hio::result<send_result>>> done(bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+      REQUIRE(c.async_send_view(bytes_of(head), bodies[i], {},
+                                [&done, i](hio::result<send_result> r) { done[i].set_value(std::move(r)); })
+                  .has_value());
+    }
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+      auto r = done[i].get_future().get();
+      REQUIRE(r.has_value());
+      std::vector<std::byte> whole(bytes_of(head).begin(), bytes_of(head).end());
+      whole.insert(whole.end(), bodies[i].begin(), bodies[i].end());
+      std::lock_guard lk(m.handler.mu);
+      const auto& t = m.handler.durable[r->tuple_id];
+      CHECK(t.size == whole.size());
+      CHECK(t.xxh3 == hio::xxh3_64(whole));
+      CHECK(t.head.substr(0, head.size()) == head);  // the first 16 bytes of what arrived
+      if (compress && i == bodies.size() - 1) CHECK(t.wire_bytes < whole.size() / 10);
+    }
+  }
 }
 
 TEST_CASE("metadata that is not a JSON object is refused before anything is sent") {

@@ -48,6 +48,9 @@ class connection {
   result<void> send(const wire::frame_header& h, std::string_view metadata,
                     std::span<const std::byte> payload,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // The same with the payload in two pieces, `head` then `body`, written by one sendmsg.
+  result<void> send(const wire::frame_header& h, std::string_view metadata, std::span<const std::byte> head,
+                    std::span<const std::byte> body, std::chrono::milliseconds timeout);
   // Sends the frames in order with as few sendmsg calls as the kernel allows (up to ~340 frames per
   // call); each header's lengths are set from its spans. Errors as send(); on error an unknown prefix of
   // the frames went out.

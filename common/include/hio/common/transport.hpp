@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hio {
 
@@ -38,6 +39,19 @@ std::optional<transport> choose_transport(transport_request want, bool offers_tc
 // True when this build has the UCX transport (HIO_WITH_UCX).
 bool ucx_compiled_in() noexcept;
 
+// A DATA frame's payload in two pieces that travel as one payload of head.size() + body.size() bytes: the
+// connector puts a header it wrote (a NumPy array's .npy header) in front of the caller's own memory
+// without copying that memory. Most payloads are one piece, the body.
+struct payload_parts {
+  std::span<const std::byte> head;
+  std::span<const std::byte> body;
+  payload_parts() = default;
+  payload_parts(std::span<const std::byte> b) noexcept : body(b) {}  // NOLINT: one piece converts implicitly
+  payload_parts(const std::vector<std::byte>& b) noexcept : body(b) {}  // NOLINT: as above
+  payload_parts(std::span<const std::byte> h, std::span<const std::byte> b) noexcept : head(h), body(b) {}
+  std::size_t size() const noexcept { return head.size() + body.size(); }
+};
+
 // The sender's end of one data-path session. One writer thread (send, send_end) and one reader thread
 // (receive, shutdown_write) may use it at the same time; not otherwise thread-safe.
 class data_link {
@@ -46,9 +60,11 @@ class data_link {
   // Sends one DATA frame (header lengths are set from the spans). The call may return while the bytes
   // are still in flight (UCX pipelines sends): metadata and payload must stay unchanged until the frame's
   // ACK has been received, or until shutdown_write() has returned or the link is gone. Error (code 0)
-  // when the peer is gone or the send stalls past `timeout`.
-  virtual result<void> send(const wire::frame_header& h, std::string_view metadata,
-                            std::span<const std::byte> payload, std::chrono::milliseconds timeout) = 0;
+  // when the peer is gone or the send stalls past `timeout`. A two-piece payload goes without a copy over
+  // TCP; over UCX it is joined into one buffer first (UCX 1.13 moves a vectored rendezvous in 8 KiB
+  // copies, far slower than one memcpy).
+  virtual result<void> send(const wire::frame_header& h, std::string_view metadata, payload_parts payload,
+                            std::chrono::milliseconds timeout) = 0;
   virtual result<void> send_end(std::chrono::milliseconds timeout) = 0;
   // The next ACK, ERROR or END; an ACK or END only once the sends it covers have completed. Error
   // (code 0) on timeout, a lost connection or a malformed frame.

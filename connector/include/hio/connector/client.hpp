@@ -118,6 +118,10 @@ class client {
   // been called. An error (then `done` is never called) for bad metadata or a closed client.
   result<void> async_send_view(std::span<const std::byte> data, std::string_view metadata_json,
                                completion_handler done);
+  // The same for a tuple in two pieces that the receiver sees as one, `head` then `data` (e.g. a .npy
+  // header in front of an array's own memory): neither is copied over TCP.
+  result<void> async_send_view(std::span<const std::byte> head, std::span<const std::byte> data,
+                               std::string_view metadata_json, completion_handler done);
 
   // Waits until no tuple is in flight (including tuples other threads submit meanwhile). errc::timeout
   // when `timeout` passes first.
