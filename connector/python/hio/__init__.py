@@ -15,7 +15,9 @@ the results back as arrays (Repository).
     labels = repo.knowledge().labels_for(table.tuple_ids)
 
 Data may be bytes, bytearray, a memoryview (or anything with the buffer protocol), or a NumPy array, which
-is sent as a .npy payload. A thin layer over libhio_connector.so (ctypes, see _native.py): sends release
+is sent as a .npy payload: by send and send_many without a copy (its header, then the array's own memory,
+which must not change until the call returns; a non-contiguous array is made contiguous first), by
+send_async copied once. A thin layer over libhio_connector.so (ctypes, see _native.py): sends release
 the GIL, and a Client may be used from several threads at once.
 """
 
@@ -94,68 +96,53 @@ def _metadata_bytes(metadata):
     return json.dumps(metadata).encode("utf-8")
 
 
-class _BufferPool:
-    """Reusable buffers for .npy payloads, by exact size. A fresh 6 MB buffer costs a page fault per 4 KiB
-    on first write (14 ms per 6 MB measured on a VM, ten times the copy itself); a simulation sends arrays
-    of one shape again and again, so its buffers are reused. At most `limit` bytes are kept."""
-
-    def __init__(self, limit=256 << 20):
-        self._free = {}
-        self._lent = {}  # id -> buffer: only these come back (never a caller's own bytearray)
-        self._kept = 0
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def take(self, n):
-        with self._lock:
-            stack = self._free.get(n)
-            if stack:
-                self._kept -= n
-                b = stack.pop()
-            else:
-                b = bytearray(n)
-            self._lent[id(b)] = b
-            return b
-
-    def give(self, buffers):
-        with self._lock:
-            for b in buffers:
-                if self._lent.pop(id(b), None) is not b:
-                    continue
-                if self._kept + len(b) <= self._limit:
-                    self._free.setdefault(len(b), []).append(b)
-                    self._kept += len(b)
-
-
-def _npy(array, pool=None):
-    """The .npy bytes of `array`: its header, then its data copied once into the same buffer, taken from
-    `pool` when given (writing through BytesIO took 28 ms for 6 MB)."""
+def _npy_header(array):
+    """The .npy header (format 1.0, or 2.0 when over 64 KiB) of a C- or Fortran-contiguous array."""
     np = sys.modules["numpy"]
-    if array.dtype.hasobject or not array.flags.c_contiguous:
-        buf = io.BytesIO()
-        np.lib.format.write_array(buf, array, allow_pickle=False)
-        return buf.getbuffer()  # a writable view of the .npy bytes, no second copy
     head = io.BytesIO()
-    fields = np.lib.format.header_data_from_array_1_0(array)
+    fields = np.lib.format.header_data_from_array_1_0(array)  # fortran_order when only F-contiguous
     try:
         np.lib.format.write_array_header_1_0(head, fields)
     except ValueError:  # a header over 64 KiB (a very wide structured dtype)
         np.lib.format.write_array_header_2_0(head, fields)
-    header = head.getvalue()
-    n = len(header) + array.nbytes
-    out = pool.take(n) if pool is not None else bytearray(n)
+    return head.getvalue()
+
+
+def _npy(array):
+    """The .npy bytes of `array` in one buffer: its header, then its data copied once behind it (writing
+    through BytesIO took 28 ms for 6 MB). For send_async, which keeps one piece per tuple."""
+    np = sys.modules["numpy"]
+    if array.dtype.hasobject or not (array.flags.c_contiguous or array.flags.f_contiguous):
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, array, allow_pickle=False)
+        return buf.getbuffer()  # a writable view of the .npy bytes, no second copy
+    header = _npy_header(array)
+    out = bytearray(len(header) + array.nbytes)
     view = memoryview(out)
     view[:len(header)] = header
     if array.nbytes:
-        view[len(header):] = memoryview(array).cast("B")  # through memoryviews: one memcpy, no temporary
+        view[len(header):] = memoryview(array.reshape(-1, order="A")).cast("B")  # one memcpy
     return out
 
 
-def _payload(data, pool=None):
+def _parts(data):
+    """(head, pointer, length, keepalive) of one tuple for hio_send_many_parts. A NumPy array goes as its
+    .npy header (head) and then its own memory, not copied; a non-contiguous one is made contiguous first
+    (the only copy). Anything else as _payload, without a head."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(data, np.ndarray) and not data.dtype.hasobject:
+        if not (data.flags.c_contiguous or data.flags.f_contiguous):
+            data = np.ascontiguousarray(data)
+        return _npy_header(data), (data.ctypes.data if data.nbytes else None), data.nbytes, data
+    pointer, n, keepalive = _payload(data)
+    return None, pointer, n, keepalive
+
+
+def _payload(data):
     """(pointer argument, length, keepalive): keepalive must live until the C library is done with the bytes."""
     np = sys.modules.get("numpy")
     if np is not None and isinstance(data, np.ndarray):
-        data = _npy(data, pool)
+        data = _npy(data)
     if isinstance(data, bytes):
         return data, len(data), data
     view = memoryview(data)
@@ -195,7 +182,6 @@ class Client:
         self._pending = {}  # key -> (future, keepalive)
         self._keys = itertools.count(1)
         self._callback = _native.CALLBACK(self._on_done)  # must outlive every asynchronous send
-        self._buffers = _BufferPool()  # .npy payloads of send() and send_many()
         options = {
             "token": token,
             "session_tuples": session_tuples,
@@ -224,12 +210,19 @@ class Client:
         return handle
 
     def send(self, data, metadata=None):
-        """Sends one tuple and waits for its acknowledgement. Returns a SendResult; raises HioError."""
+        """Sends one tuple and waits for its acknowledgement. Returns a SendResult; raises HioError. A NumPy
+        array is not copied (see send_many)."""
         handle = self._live_handle()
-        pointer, n, keepalive = _payload(data, self._buffers)
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(data, np.ndarray):
+            r = self.send_many([data], [metadata])
+            if r._codes[0] != _native.HIO_OK:
+                raise HioError(r._codes[0], r[0].reason)
+            return r[0]
+        pointer, n, keepalive = _payload(data)
         out = _native.SendResultStruct()
         code = self._lib.hio_send(handle, pointer, n, _metadata_bytes(metadata), ctypes.byref(out))
-        self._recycle([keepalive])
+        del keepalive
         self._check(code)
         return SendResult(out.tuple_id, _native.STATUS_NAMES.get(out.status, str(out.status)),
                           out.reason.decode("utf-8", "replace"), out.attempts)
@@ -271,35 +264,25 @@ class Client:
             meta = (ctypes.c_char_p * n)(*(_metadata_bytes(m) for m in metadata))
         elif metadata is not None:
             meta = (ctypes.c_char_p * n)(*([_metadata_bytes(metadata)] * n))
+        results = (_native.SendResultStruct * n)()
+        codes = (ctypes.c_int32 * n)()
         if all(type(x) is bytes for x in items):  # the common case: no per-item work in Python
             data = (ctypes.c_char_p * n)(*items)
             lens = (ctypes.c_size_t * n)(*map(len, items))
-            keepalive = items
+            code = self._lib.hio_send_many(handle, n, data, lens, meta, results, codes, ctypes.byref(counts))
         else:
-            payloads = []
-            try:
-                for x in items:
-                    payloads.append(_payload(x, self._buffers))
-            except Exception:
-                self._recycle([p[2] for p in payloads])
-                raise
-            data = (ctypes.c_char_p * n)(*(p[0] for p in payloads))
-            lens = (ctypes.c_size_t * n)(*(p[1] for p in payloads))
-            keepalive = payloads
-        results = (_native.SendResultStruct * n)()
-        codes = (ctypes.c_int32 * n)()
-        code = self._lib.hio_send_many(handle, n, data, lens, meta, results, codes, ctypes.byref(counts))
-        if keepalive is not items:
-            del data
-            self._recycle([p[2] for p in keepalive])
-        del keepalive
+            # NumPy arrays travel as their .npy header followed by their own memory: no copy of the data.
+            parts = [_parts(x) for x in items]
+            heads = (ctypes.c_char_p * n)(*(p[0] for p in parts))
+            head_lens = (ctypes.c_size_t * n)(*(len(p[0]) if p[0] else 0 for p in parts))
+            data = (ctypes.c_char_p * n)(*(p[1] for p in parts))
+            lens = (ctypes.c_size_t * n)(*(p[2] for p in parts))
+            code = self._lib.hio_send_many_parts(handle, n, heads, head_lens, data, lens, meta, results, codes,
+                                                 ctypes.byref(counts))
+            del parts  # the library is done with every piece
         if code != _native.HIO_OK and counts.stored + counts.failed + counts.queued + counts.errors == 0:
             self._check(code)
         return BatchResult(results, codes, counts, n)
-
-    def _recycle(self, keepalives):
-        """Returns the .npy buffers among `keepalives` (the library is done with them) to the pool."""
-        self._buffers.give([k[2] for k in keepalives if isinstance(k, tuple)])
 
     def _on_done(self, user_data, code, result, message):
         # Runs on a library thread (ctypes takes the GIL). Must not raise.

@@ -84,6 +84,11 @@ def _declare(lib):
                                   ctypes.POINTER(c_char_p), ctypes.POINTER(SendResultStruct),
                                   ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(FlushCountsStruct)]
     lib.hio_send_many.restype = c_int
+    lib.hio_send_many_parts.argtypes = [c_void_p, c_size_t, ctypes.POINTER(c_char_p), ctypes.POINTER(c_size_t),
+                                        ctypes.POINTER(c_char_p), ctypes.POINTER(c_size_t),
+                                        ctypes.POINTER(c_char_p), ctypes.POINTER(SendResultStruct),
+                                        ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(FlushCountsStruct)]
+    lib.hio_send_many_parts.restype = c_int
     lib.hio_flush.argtypes = [c_void_p, ctypes.c_int64, ctypes.POINTER(FlushCountsStruct)]
     lib.hio_flush.restype = c_int
     lib.hio_client_free.argtypes = [c_void_p]

@@ -1,5 +1,6 @@
 #include "fake_master.hpp"
 
+#include <hio/common/hash.hpp>
 #include <hio_connector.h>
 
 #include <doctest/doctest.h>
@@ -9,9 +10,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -203,13 +207,28 @@ TEST_CASE("the Python package sends bytes and NumPy arrays through libhio_connec
     return;
   }
   hio::test::fake_master m;
+  // The script writes there, per NumPy tuple, the .npy bytes numpy itself would write for the array.
+  const auto expect = std::filesystem::temp_directory_path() / ("hio-npy-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(expect);
   const std::string command = "HIO_TEST_MASTER='" + m.url() + "' HIO_CONNECTOR_LIB='" HIO_CONNECTOR_LIB
-                              "' PYTHONPATH='" HIO_CONNECTOR_PYTHON_DIR "' timeout 120 " +
-                              python.string() + " '" + script.string() + "'";
+                              "' HIO_TEST_EXPECT_DIR='" + expect.string() + "' PYTHONPATH='" HIO_CONNECTOR_PYTHON_DIR
+                              "' timeout 120 " + python.string() + " '" + script.string() + "'";
   const int status = std::system(command.c_str());
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   std::lock_guard lk(m.handler.mu);
+  std::size_t compared = 0;
+  for (const auto& f : std::filesystem::directory_iterator(expect)) {
+    std::ifstream in(f.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto& t = m.handler.durable[std::stoull(f.path().filename().string())];
+    CAPTURE(f.path().filename().string());
+    CHECK(t.size == bytes.size());
+    CHECK(t.xxh3 == hio::xxh3_64(std::string_view(bytes)));
+    ++compared;
+  }
+  std::filesystem::remove_all(expect);
+  CHECK(compared == 13);
   int npy = 0;
   for (auto& [id, t] : m.handler.durable) {
     CHECK(t.stored == 1);

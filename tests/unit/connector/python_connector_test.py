@@ -52,10 +52,23 @@ def test_numpy_arrays_travel_as_npy(url):
         check(r.status == "stored", f"numpy: {r}")
         r = c.send(np.asfortranarray(np.ones((20, 30), dtype=np.int32)))
         check(r.status == "stored", f"fortran-ordered numpy: {r}")
-        # The payload is what numpy.lib.format writes, so numpy.load reads it back.
-        buf = io.BytesIO()
-        np.lib.format.write_array(buf, a, allow_pickle=False)
-        check(np.array_equal(np.load(io.BytesIO(buf.getvalue())), a), "npy round trip")
+        # The payload is what numpy.lib.format writes (the C++ side compares checksums with the files
+        # written here), whether the array's memory went as it is (send, send_many) or was copied.
+        base = np.arange(4 * 60 * 10, dtype=np.float32).reshape(4, 60, 10)
+        readonly = base.copy()
+        readonly.flags.writeable = False
+        arrays = [a, np.asfortranarray(base), base[:, ::3, :], readonly, np.zeros((0, 5)), base.astype(">i4")]
+        sent = [(c.send(x), x) for x in arrays] + list(zip(c.send_many(arrays), arrays))
+        sent.append((c.send_async(base[1]).result(), base[1]))
+        expect = os.environ.get("HIO_TEST_EXPECT_DIR")
+        for r, x in sent:
+            check(r.status == "stored", f"array {x.shape}: {r}")
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, x, allow_pickle=False)
+            check(np.array_equal(np.load(io.BytesIO(buf.getvalue())), x), "npy round trip")
+            if expect:
+                with open(os.path.join(expect, str(r.tuple_id)), "wb") as f:
+                    f.write(buf.getvalue())
 
 
 def test_async_sends_and_flush(url):
