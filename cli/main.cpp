@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--channels", up.channels, "Channels per worker (0: one per core)")->capture_default_str();
   up_cmd->add_option("--port", up.port, "Master REST port (the repository uses the next one)")->capture_default_str();
   up_cmd->add_option("--host", up.host, "Address to listen on")->capture_default_str();
-  up_cmd->add_option("--processor", up.processor, "noop, checksum, features[:gpu|:cpu], sleep:MS, busy:MS, plugin:PATH, exec:COMMAND")->capture_default_str();
+  up_cmd->add_option("--processor", up.processor, "noop, checksum, features[:gpu|:cpu|:harmonicpe], sleep:MS, busy:MS, plugin:PATH, exec:COMMAND")->capture_default_str();
   up_cmd->add_option("--secret", up.secret, "Cluster secret (default: $HIO_SECRET, else generated)");
   up_cmd->add_option("--log-level", up.log_level, "Log level of the processes")->capture_default_str();
   up_cmd->add_flag("--autoscale", up.autoscale, "Let the master start and stop workers with the load");

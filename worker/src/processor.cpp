@@ -194,7 +194,7 @@ const std::vector<processor_kind>& kinds() {
        }},
       {"plugin", "plugin:PATH", [](const processor_args& a) { return make_plugin(a.arg, a.options); }},
       {"exec", "exec:COMMAND", [](const processor_args& a) { return make_exec(a.arg, a.options); }},
-      {"features", "features[:gpu|:cpu]",
+      {"features", "features[:gpu|:cpu|:harmonicpe]",
        [](const processor_args& a) { return detail::make_features_processor(a.arg, a.options); }},
   };
   return table;

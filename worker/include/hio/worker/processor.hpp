@@ -49,7 +49,8 @@ struct processor_options {
 //   busy:MS   burns MS milliseconds of CPU
 //   features  the built-in feature set of .npy realizations (docs/features.md), on the GPU when one is
 //             usable (logged, and the device is reported), else the CPU; features:gpu requires a GPU,
-//             features:cpu never uses one
+//             features:cpu never uses one, features:harmonicpe computes the original HarmonicPE
+//             definitions on the CPU
 //   plugin:PATH   a C ABI plugin (hio_processor.h), run by hio-plugin-host in a child process
 //   exec:COMMAND  a persistent child process speaking the processor protocol on stdin/stdout; COMMAND is
 //                 split on spaces and tabs into argv (no shell, no quoting); argv[0] is looked up in PATH
