@@ -3,6 +3,7 @@
 
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
+#include <hio/common/secret.hpp>
 #include <hio/discovery/service.hpp>
 
 #include <CLI/CLI.hpp>
@@ -49,7 +50,10 @@ int main(int argc, char** argv) {
   double interval_s = 60;
   bool once = false;
   app.add_option("--repository", options.repository, "Repository URL")->envname("HIO_REPOSITORY")->capture_default_str();
-  app.add_option("--secret", options.secret, "Cluster secret for publishing knowledge")->envname("HIO_SECRET");
+  std::string secret_file;
+  app.add_option("--secret", options.secret, "Cluster secret for publishing knowledge (visible in ps: prefer $HIO_SECRET)")
+      ->envname("HIO_SECRET");
+  app.add_option("--secret-file", secret_file, "Read the cluster secret from this file's first line");
   app.add_option("--data-dir", data_dir, "Directory of this service's copy of the rows")->capture_default_str();
   app.add_option("--interval-s", interval_s, "Seconds between ticks")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--method", method, "Linkage: single, complete, average or ward")
@@ -81,6 +85,14 @@ int main(int argc, char** argv) {
 
   hio::init_logging("discovery", log_level);
   hio::stop_with_parent();  // started by `hio up`: stop when it dies
+  hio::private_files();
+  hio::warn_secrets_in_argv(argc, argv);
+  auto secret = hio::daemon_secret(options.secret, secret_file, true, "cluster secret");
+  if (!secret) {
+    spdlog::error("{}", secret.error().message);
+    return 2;
+  }
+  options.secret = *secret;
   auto opened = hio::discovery::discovery_service::open(options);
   if (!opened) {
     spdlog::error("cannot open {}: {}", data_dir, opened.error().message);

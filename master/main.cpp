@@ -1,6 +1,7 @@
 // hio-master: leases, the overflow queue, worker registry, status. See docs/api.md.
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
+#include <hio/common/secret.hpp>
 #include <hio/master/master.hpp>
 
 #include <CLI/CLI.hpp>
@@ -24,8 +25,11 @@ int main(int argc, char** argv) {
   app.add_option("--advertise-host", o.advertise_host, "Host sources use to reach the queue port (default: --host)");
   app.add_option("--data-port", o.data_port, "The queue's data port (0: any free port)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "Where ids and the overflow queue live")->capture_default_str();
-  app.add_option("--secret", o.secret, "Cluster secret (default: $HIO_SECRET)");
+  std::string secret_file, token_file;
+  app.add_option("--secret", o.secret, "Cluster secret (default: $HIO_SECRET; visible in ps: prefer the file)");
+  app.add_option("--secret-file", secret_file, "Read the cluster secret from this file's first line");
   app.add_option("--source-token", o.source_token, "Token sources must present (default: $HIO_SOURCE_TOKEN; none)");
+  app.add_option("--source-token-file", token_file, "Read the source token from this file's first line");
   app.add_option("--lease-ttl-s", lease_ttl, "Seconds a lease's connection may take to start")->capture_default_str();
   app.add_option("--max-session-tuples", o.max_session_tuples, "Most tuple ids per lease")->capture_default_str();
   app.add_option("--max-tuple-bytes", o.max_tuple_bytes, "Largest tuple accepted, bytes")->capture_default_str();
@@ -97,6 +101,18 @@ int main(int argc, char** argv) {
 
   hio::init_logging("master", log_level);
   hio::stop_with_parent();  // started by `hio up`: stop when it dies
+  hio::private_files();
+  hio::warn_secrets_in_argv(argc, argv);
+  auto secret = hio::daemon_secret(o.secret, secret_file, true, "cluster secret");
+  auto token = hio::daemon_secret(o.source_token, token_file, false, "source token");
+  for (const auto* r : {&secret, &token}) {
+    if (!*r) {
+      spdlog::error("{}", r->error().message);
+      return 2;
+    }
+  }
+  o.secret = *secret;
+  o.source_token = *token;
   o.data_dir = data_dir;
   o.queue_memory_bytes = queue_memory_mib << 20;
   o.queue_max_bytes = queue_max_gib << 30;

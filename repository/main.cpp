@@ -3,6 +3,7 @@
 #include <hio/common/http.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
+#include <hio/common/secret.hpp>
 #include <hio/repository/service.hpp>
 #include <hio/repository/store.hpp>
 
@@ -50,7 +51,10 @@ int main(int argc, char** argv) {
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "Port to listen on (0: any free port)")->capture_default_str();
   app.add_option("--port-file", port_file, "Once listening, write the bound port to this file");
-  app.add_option("--secret", options.secret, "Cluster secret required to POST records")->envname("HIO_SECRET");
+  std::string secret_file;
+  app.add_option("--secret", options.secret, "Cluster secret required to POST records (visible in ps: prefer $HIO_SECRET or the file)")
+      ->envname("HIO_SECRET");
+  app.add_option("--secret-file", secret_file, "Read the cluster secret from this file's first line");
   app.add_option("--segment-bytes", options.segment_bytes, "Segment file rollover size")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
   app.add_option("--threads", threads, "Threads serving requests")->capture_default_str()->check(CLI::Range(1u, 256u));
@@ -59,6 +63,15 @@ int main(int argc, char** argv) {
 
   hio::init_logging("repository", log_level);
   hio::stop_with_parent();  // started by `hio up`: stop when it dies
+  hio::private_files();
+  hio::warn_secrets_in_argv(argc, argv);
+  // Without a secret anyone could write records: the repository does not start without one.
+  auto secret = hio::daemon_secret(options.secret, secret_file, true, "cluster secret");
+  if (!secret) {
+    spdlog::error("{}", secret.error().message);
+    return 2;
+  }
+  options.secret = *secret;
 
   auto opened = hio::repository::store::open(hio::repository::to_store_options(options));
   if (!opened) {

@@ -2,6 +2,7 @@
 #include <hio/common/http.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
+#include <hio/common/secret.hpp>
 #include <hio/common/transport.hpp>
 #include <hio/worker/controller.hpp>
 
@@ -38,7 +39,9 @@ int main(int argc, char** argv) {
   CLI::App app{"hio worker: persistent per-core channels that process tuples and drain features"};
   app.add_option("--master", o.master_url, "master URL, e.g. http://127.0.0.1:8080")->required();
   app.add_option("--repository", o.repository_url, "repository URL, e.g. http://127.0.0.1:8081")->required();
-  app.add_option("--secret", o.secret, "cluster secret (default: $HIO_SECRET)");
+  std::string secret_file;
+  app.add_option("--secret", o.secret, "cluster secret (default: $HIO_SECRET; visible in ps: prefer the file)");
+  app.add_option("--secret-file", secret_file, "read the cluster secret from this file's first line");
   app.add_option("--name", o.worker_id, "worker id (default: <hostname>-<pid>)");
   app.add_option("--host", o.host, "address the channels listen on and advertise")->capture_default_str();
   app.add_option("--channels", o.channels, "number of channels; 0: one per core")->capture_default_str();
@@ -87,10 +90,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (o.secret.empty()) {
-    spdlog::error("no cluster secret: pass --secret or set HIO_SECRET (the master's secret)");
+  hio::private_files();
+  hio::warn_secrets_in_argv(argc, argv);
+  auto secret = hio::daemon_secret(o.secret, secret_file, true, "cluster secret (the master's)");
+  if (!secret) {
+    spdlog::error("{}", secret.error().message);
     return 2;
   }
+  o.secret = *secret;
 
   // Signals go to a small io_context of their own: the first SIGTERM/SIGINT drains, a second one stops.
   boost::asio::io_context signal_io(1);

@@ -5,6 +5,7 @@
 #include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
+#include <hio/common/secret.hpp>
 #include <hio/common/token.hpp>
 
 #include <nlohmann/json.hpp>
@@ -111,6 +112,7 @@ std::string describe_exit(int status) {
 
 int up(const up_options& o) {
   block_stop_signals();
+  private_files();  // the data dir, its secret, queue and logs: this user's only (children inherit it)
   const fs::path data = fs::absolute(o.data_dir);
   const fs::path logs = data / "logs", run = data / "run";
   fs::create_directories(logs);

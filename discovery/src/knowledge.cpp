@@ -65,7 +65,7 @@ std::string parameter_point_key(const std::string& metadata, std::uint64_t tuple
       }
     }
   }
-  return "#" + std::to_string(tuple_id);
+  return std::string("#").append(std::to_string(tuple_id));  // not operator+: g++ 12 -O3 warns (-Wrestrict)
 }
 
 result<json> make_knowledge(feature_table table, const knowledge_options& options) {

@@ -5,6 +5,7 @@
 #include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/receiver.hpp>
+#include <hio/common/secret.hpp>
 #include <hio/common/token.hpp>
 #include <hio/common/transport.hpp>
 #include <hio/master/channel_manager.hpp>
@@ -185,7 +186,7 @@ struct master::impl {
     }
   }
 
-  bool worker_auth(const http::request& r) const { return opt.secret.empty() || r.bearer() == opt.secret; }
+  bool worker_auth(const http::request& r) const { return opt.secret.empty() || same_secret(r.bearer(), opt.secret); }
 
   http::response route(const http::request& r) {
     const std::string& p = r.path;
@@ -251,7 +252,7 @@ struct master::impl {
   }
 
   http::response lease(const http::request& r) {
-    if (!opt.source_token.empty() && r.bearer() != opt.source_token)
+    if (!opt.source_token.empty() && !same_secret(r.bearer(), opt.source_token))
       return http::error_response(401, "this master needs a source token: Authorization: Bearer <token>");
     auto parsed = parse_body(r);
     if (!parsed) return http::error_response(400, parsed.error().message);

@@ -2,6 +2,7 @@
 
 #include <hio/common/hash.hpp>
 #include <hio/common/json.hpp>
+#include <hio/common/secret.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -28,14 +29,6 @@ std::optional<std::uint64_t> parse_u64(std::string_view s) {
 }
 
 // Compares without an early exit, so the time taken does not reveal how much of a guess was right.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (b.empty() ? 0 : b[i % b.size()]));
-  }
-  return diff == 0;
-}
-
 http::response method_not_allowed(const http::request& req, std::string_view allowed) {
   auto res = http::error_response(405, req.method + " is not allowed on " + req.path + "; use " +
                                            std::string(allowed));

@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import BIN, wait_for  # noqa: E402
+from cluster import BIN, SECRET, wait_for  # noqa: E402
 from runner import run  # noqa: E402
 
 
@@ -26,7 +26,7 @@ def test_out_of_descriptors_the_accept_loop_pauses_and_recovers():
     log = open(os.path.join(d, "log"), "wb")
     p = subprocess.Popen(["prlimit", "--nofile=64", os.path.join(BIN, "hio-repository"), "--data-dir",
                           os.path.join(d, "repo"), "--port", "0", "--port-file", port_file],
-                         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HIO_SECRET="s" * 32))
+                         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HIO_SECRET=SECRET))
     flood = []
     try:
         wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 20, "the repository's port")

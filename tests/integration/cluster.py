@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 
 BIN = os.environ.get("HIO_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
-SECRET = "integration-secret"
+SECRET = "integration-secret-0123456789abcdef"  # 32+ characters: the daemons refuse weaker ones
 
 
 def http(method, url, body=None, headers=None, timeout=10):

@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import BIN, Cluster, check_exactly_once, http, random_files, wait_for  # noqa: E402
+from cluster import BIN, SECRET, Cluster, check_exactly_once, http, random_files, wait_for  # noqa: E402
 from runner import run  # noqa: E402
 
 
@@ -146,7 +146,7 @@ def test_requiring_ucx_where_it_is_missing_fails_clearly():
     if not UCX:
         # Compiled out: the worker and the source refuse "ucx" with a message that says why.
         r = subprocess.run([os.path.join(BIN, "hio-worker"), "--master", "http://127.0.0.1:9", "--repository",
-                            "http://127.0.0.1:9", "--transport", "ucx", "--secret", "x"], capture_output=True,
+                            "http://127.0.0.1:9", "--transport", "ucx", "--secret", SECRET], capture_output=True,
                            text=True, timeout=30)
         assert r.returncode != 0 and "built without" in (r.stdout + r.stderr), r.stdout + r.stderr
         print("  UCX compiled out: worker and source refuse --transport ucx with a clear error")
@@ -164,7 +164,7 @@ def test_requiring_ucx_where_it_is_missing_fails_clearly():
     finally:
         c.close()
     # A worker that requires UCX where UCX cannot start exits with UCX's reason instead of serving TCP.
-    env = dict(os.environ, UCX_TLS="no_such_transport", HIO_SECRET="x")
+    env = dict(os.environ, UCX_TLS="no_such_transport", HIO_SECRET=SECRET)
     r = subprocess.run([os.path.join(BIN, "hio-worker"), "--master", "http://127.0.0.1:9", "--repository",
                         "http://127.0.0.1:9", "--transport", "ucx", "--channels", "1"], capture_output=True,
                        text=True, timeout=30, env=env)
