@@ -45,6 +45,7 @@ for _ in $(seq 1 300); do
 done
 cat "$demo/up.log"
 master=http://127.0.0.1:$port
+export HIO_DATA_DIR=$demo  # where the sources below find the cluster's source token
 
 echo "== dashboard: $master/"
 echo "== streaming a sweep: $points parameter points x 3 realizations (C++), 6 x 2 (Python)"

@@ -108,6 +108,20 @@ std::string describe_exit(int status) {
   return "exited with status " + std::to_string(WEXITSTATUS(status));
 }
 
+// `given` when not empty; else the value kept in `file` by an earlier run (workers and sources of that run
+// may still be at work with it); else `bytes` random bytes as hex, written to `file` (0600).
+std::string kept_secret(const fs::path& file, std::string given, std::size_t bytes) {
+  if (!given.empty()) return given;
+  std::string value;
+  std::ifstream(file) >> value;
+  if (value.empty()) {
+    value = random_secret(bytes);
+    std::ofstream(file) << value << "\n";
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  return value;
+}
+
 }  // namespace
 
 int up(const up_options& o) {
@@ -119,20 +133,18 @@ int up(const up_options& o) {
   fs::create_directories(run);
   for (auto f : {"master.port", "repository.port"}) fs::remove(run / f);
 
-  std::string secret = o.secret;
-  if (secret.empty()) secret = env_or("HIO_SECRET");
-  if (secret.empty()) {
-    // Keep the cluster's secret across restarts of `hio up` (workers of a previous run may still drain).
-    std::ifstream in(data / "secret");
-    in >> secret;
-    if (secret.empty()) {
-      secret = random_secret();
-      std::ofstream out(data / "secret");
-      out << secret << "\n";
-      fs::permissions(data / "secret", fs::perms::owner_read | fs::perms::owner_write);
+  // The cluster secret guards workers' and the repository's calls; the source token the lease port. Sources
+  // on this machine find the token in <data dir>/source-token (the connector looks there by default).
+  const std::string secret = kept_secret(data / "secret", o.secret.empty() ? env_or("HIO_SECRET") : o.secret, 32);
+  const std::string token = kept_secret(data / "source-token", env_or("HIO_SOURCE_TOKEN"), 16);
+  for (auto [value, what] : {std::pair{&secret, "cluster secret"}, std::pair{&token, "source token"}}) {
+    if (auto why = weak_secret(*value, what); !why.empty()) {
+      std::cerr << "hio up: " << why << "\n";
+      return 2;
     }
   }
   ::setenv("HIO_SECRET", secret.c_str(), 1);
+  ::setenv("HIO_SOURCE_TOKEN", token.c_str(), 1);
   // The processes started here stop when this one dies, even by kill -9 (stop_with_parent()).
   ::setenv(stop_with_parent_env, std::to_string(::getpid()).c_str(), 1);
 
@@ -246,6 +258,8 @@ int up(const up_options& o) {
             << "  discovery   " << (with_discovery ? "every " + std::string(interval) + " s   (hio knowledge)" : std::string("off"))
             << "\n"
             << "  logs        " << logs.string() << "\n"
+            << "  sources     present the token in " << (data / "source-token").string()
+            << " (hio stream and the connectors read it there, or from $HIO_SOURCE_TOKEN)\n"
             << "Stream files with:  hio stream --master " << master_url << " FILE...\n"
             << "Stop with Ctrl-C." << std::endl;
 

@@ -17,7 +17,10 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -111,6 +114,17 @@ std::string json_metadata_prefix(const std::string& source) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// The source token a client uses when it was given none (client_options::source_token).
+std::string token_of_local_cluster() {
+  if (const char* env = std::getenv("HIO_SOURCE_TOKEN"); env != nullptr && *env != '\0') return env;
+  const char* dir = std::getenv("HIO_DATA_DIR");
+  std::ifstream in(std::filesystem::path(dir != nullptr && *dir != '\0' ? dir : "hio-data") / "source-token");
+  std::string token;
+  if (in) std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  return token;
+}
+
 }  // namespace
 
 struct client::impl {
@@ -189,6 +203,7 @@ client::impl::impl(client_options o) : opt(std::move(o)) {
     opt.transport = "tcp";  // auto asks for UCX only where it could be used
   else if (!parse_transport_request(opt.transport))
     config_error_ = fail(errc::invalid_argument, "transport must be tcp, ucx or auto, not '" + opt.transport + "'");
+  if (opt.source_token.empty()) opt.source_token = token_of_local_cluster();
   metadata_prefix_ = std::make_shared<const std::string>(json_metadata_prefix(opt.source_name));
   leases_.emplace(opt.master_url, opt.source_token, [this](milliseconds d) { return sleep_for(d); });
   writer_ = std::thread([this] { run_writer(); });

@@ -60,9 +60,20 @@ def test_cli_habits_on_a_real_cluster():
         assert st.returncode == 0, st.stderr
         assert json.loads(st.stdout)["repository"] == f"http://127.0.0.1:{port + 1}", st.stdout
 
-        # A number where the source name goes: refused, with the field named.
+        # hio up made a source token: a lease request without it is refused; with it a number where the
+        # source name goes is refused, with the field named.
+        with open(os.path.join(data, "source-token")) as f:
+            token = f.read().strip()
+        assert len(token) >= 32 and os.stat(os.path.join(data, "source-token")).st_mode & 0o077 == 0
+        bare = urllib.request.Request(master + "/v1/streams", data=b'{"source": "s"}', method="POST",
+                                      headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(bare, timeout=10)
+            raise AssertionError("a lease without the source token was granted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401, e.code
         req = urllib.request.Request(master + "/v1/streams", data=b'{"source": 12}', method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
         try:
             urllib.request.urlopen(req, timeout=10)
             raise AssertionError('{"source": 12} was accepted')
@@ -74,7 +85,9 @@ def test_cli_habits_on_a_real_cluster():
         # 40 x 1 MB at 150 ms a tuple: the first session fills the channel, the rest is queued. With
         # --wait stored the stream returns only once every file is stored.
         files = random_files(os.path.join(tmp, "files"), 40, 1 << 20, 1 << 20, seed=11)
-        s = hio("stream", "--master", master, "--source", "waiting", "--wait", "stored", *sorted(files))
+        # The token is found in the data dir (--data-dir after the subcommand, as above).
+        s = hio("stream", "--master", master, "--data-dir", data, "--source", "waiting", "--wait", "stored",
+                *sorted(files))
         assert s.returncode == 0, s.stderr
         counters = json.loads(hio("status", "--master", master, "--format", "json").stdout)["counters"]
         assert counters["queued"] > 0, f"nothing was queued, so --wait stored was not exercised: {counters}"

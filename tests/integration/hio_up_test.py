@@ -70,7 +70,8 @@ def test_hio_up_runs_streams_reports_restarts_and_stops_cleanly():
         s = hio(data, "stream", "--quiet", "--source", "files", *sorted(files))
         assert s.returncode == 0, s.stderr
 
-        env = dict(os.environ, PYTHONPATH=os.path.join(SOURCE, "connector", "python"),
+        # The connector finds hio up's source token in $HIO_DATA_DIR (./hio-data without it).
+        env = dict(os.environ, PYTHONPATH=os.path.join(SOURCE, "connector", "python"), HIO_DATA_DIR=data,
                    HIO_CONNECTOR_LIB=os.path.join(os.environ.get("HIO_LIB", os.path.join(BIN, "..", "lib")),
                                                   "libhio_connector.so"))
         py = subprocess.run(["/usr/bin/python3", "-c", f"""

@@ -9,8 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <random>
+
+#include <unistd.h>
 
 using hio::connector::client;
 using hio::connector::client_options;
@@ -383,6 +387,30 @@ TEST_CASE("a tuple in two pieces arrives as one payload, raw and compressed, and
       if (compress && i == bodies.size() - 1) CHECK(t.wire_bytes < whole.size() / 10);
     }
   }
+}
+
+TEST_CASE("without a token the client presents $HIO_SOURCE_TOKEN, else the one hio up keeps in the data dir") {
+  hio::test::fake_master m;
+  {
+    std::lock_guard lk(m.mu);
+    m.required_token = "0123456789abcdef0123456789abcdef";
+  }
+  const auto dir = std::filesystem::temp_directory_path() / ("hio-token-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "source-token") << "0123456789abcdef0123456789abcdef\n";
+  ::unsetenv("HIO_SOURCE_TOKEN");
+  ::setenv("HIO_DATA_DIR", dir.c_str(), 1);
+  CHECK(client(options_for(m)).send(bytes_of("found in the data dir")).has_value());
+  ::setenv("HIO_SOURCE_TOKEN", "wrong-token-wrong-token-wrong-token", 1);  // the environment comes first
+  auto refused = client(options_for(m)).send(bytes_of("x"));
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == static_cast<int>(errc::lease_refused));
+  auto o = options_for(m);
+  o.source_token = "0123456789abcdef0123456789abcdef";  // and an explicit token before both
+  CHECK(client(o).send(bytes_of("explicit")).has_value());
+  ::unsetenv("HIO_SOURCE_TOKEN");
+  ::unsetenv("HIO_DATA_DIR");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("metadata that is not a JSON object is refused before anything is sent") {

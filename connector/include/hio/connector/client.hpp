@@ -35,7 +35,9 @@ enum class errc : int {
 struct client_options {
   std::string master_url;                            // "http://host:port" of the master
   std::string source_name = "source";                // goes into every tuple's metadata as "source"
-  std::string source_token;                          // sent as "Authorization: Bearer"; empty: none
+  // Sent as "Authorization: Bearer". Empty: $HIO_SOURCE_TOKEN, else the first line of
+  // <$HIO_DATA_DIR, or ./hio-data>/source-token (where `hio up` keeps its cluster's), else none.
+  std::string source_token;
   // Tuple ids asked for per lease. 0 (the default) sizes it to the tuples: 64 MiB of them, 64..65536.
   std::uint32_t session_tuples = 0;
   std::chrono::milliseconds session_idle{20};        // a session with nothing to send for this long ends
