@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace hio;
@@ -75,6 +76,62 @@ TEST_CASE("garbage is not a record batch") {
   CHECK_FALSE(decode_records("not zstd at all").has_value());
   auto good = encode_records({feature_record{}});
   CHECK_FALSE(decode_records(good.substr(0, good.size() / 2)).has_value());
+}
+
+namespace {
+// A zstd frame of `raw`, the bytes of a batch as cereal writes them.
+std::string compressed(const std::string& raw) {
+  std::string z(ZSTD_compressBound(raw.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1));
+  return z;
+}
+}  // namespace
+
+// Found by tests/fuzz/record_batch_fuzz.cpp (corpus/record_batch/raw_huge_count): the decoder allocated what
+// a batch declared before reading it, 2^40 records from a 14-byte batch.
+TEST_CASE("a batch that declares more records or bytes than it holds is refused before allocating them") {
+  std::ostringstream records;
+  {
+    cereal::PortableBinaryOutputArchive ar(records);
+    ar(std::uint32_t{0x32524948});
+    ar(cereal::make_size_tag(cereal::size_type{1} << 40));
+  }
+  auto back = decode_records(compressed(records.str()));
+  REQUIRE_FALSE(back.has_value());
+  CHECK(back.error().code == 400);
+  CHECK(back.error().message.find("a length of 1099511627776") != std::string::npos);
+
+  // One record whose source declares a 1 TiB string.
+  std::ostringstream text;
+  {
+    cereal::PortableBinaryOutputArchive ar(text);
+    ar(std::uint32_t{0x32524948});
+    ar(cereal::make_size_tag(cereal::size_type{1}));
+    ar(std::uint64_t{1}, std::uint64_t{0});
+    ar(cereal::make_size_tag(cereal::size_type{1} << 40));
+    ar(std::string(200, 'x'));
+  }
+  back = decode_records(compressed(text.str()));
+  REQUIRE_FALSE(back.has_value());
+  CHECK(back.error().message.find("a length of 1099511627776") != std::string::npos);
+}
+
+// Found by tests/fuzz/record_batch_fuzz.cpp (corpus/record_batch/crash-declared_size): the decoder
+// allocated and zero-filled the size a frame declared before decompressing it.
+TEST_CASE("a small zstd frame that declares gigabytes is refused without allocating them") {
+  // A frame header declaring 4 GiB of content (single segment, 4-byte size), then one corrupt block.
+  std::string frame = "\x28\xb5\x2f\xfd\xa0";
+  const std::uint32_t declared = 0xffffffff;
+  frame.append(reinterpret_cast<const char*>(&declared), sizeof declared);
+  frame.append("\x05\x00\x00garbage");
+  REQUIRE(ZSTD_getFrameContentSize(frame.data(), frame.size()) == declared);
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  auto back = decode_records(frame);
+  getrusage(RUSAGE_SELF, &after);
+  REQUIRE_FALSE(back.has_value());
+  CHECK(back.error().code == 400);
+  CHECK(after.ru_maxrss - before.ru_maxrss < 256 * 1024);  // KiB
 }
 
 TEST_CASE("ids increase and are never reused across a restart") {
