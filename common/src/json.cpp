@@ -33,9 +33,16 @@ std::size_t json_depth(std::string_view text, std::size_t limit) noexcept {
   return deepest;
 }
 
+namespace {
+// nlohmann::json takes a NUL byte for the end of its input and ignores what follows it; JSON text never
+// holds one (a string writes it as \u0000), so text with one is refused rather than read in part.
+bool holds_nul(std::string_view text) noexcept { return text.find('\0') != std::string_view::npos; }
+}  // namespace
+
 result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t max_depth) {
   if (json_depth(text, max_depth) > max_depth)
     return make_error(0, "JSON nests deeper than " + std::to_string(max_depth) + " levels");
+  if (holds_nul(text)) return make_error(0, "not valid JSON: it holds a NUL byte");
   auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return make_error(0, "not valid JSON");
   return j;
@@ -51,7 +58,7 @@ result<void> check_metadata(std::string_view metadata) {
   if (json_depth(metadata) > max_json_depth)
     return make_error(0, "metadata nests deeper than " + std::to_string(max_json_depth) + " levels");
   // SAX-style validation: no document is built.
-  if (!nlohmann::json::accept(metadata)) return make_error(0, "metadata is not valid JSON");
+  if (holds_nul(metadata) || !nlohmann::json::accept(metadata)) return make_error(0, "metadata is not valid JSON");
   const auto first = metadata.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos || metadata[first] != '{') return make_error(0, "metadata is not a JSON object");
   return {};

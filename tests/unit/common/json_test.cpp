@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <string_view>
 
 using namespace hio;
 
@@ -38,4 +39,18 @@ TEST_CASE("check_metadata accepts empty or a JSON object") {
   CHECK_FALSE(check_metadata("\"text\"").has_value());
   CHECK_FALSE(check_metadata("not json").has_value());
   CHECK_FALSE(check_metadata("{\"a\":" + std::string(200000, '[') + "}").has_value());
+}
+
+// Found by tests/fuzz/lease_body_fuzz.cpp (corpus/lease_body/crash-nul_byte): nlohmann::json stops at a
+// NUL byte, so text that was not JSON passed as the JSON before the NUL.
+TEST_CASE("JSON text with a NUL byte is refused, not read up to the NUL") {
+  using namespace std::literals;
+  const auto text = "{\"source\":\"s\"}\0[[[ not json"sv;
+  auto r = parse_untrusted_json(text);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.find("NUL") != std::string::npos);
+  CHECK(parse_json_or_discarded(text).is_discarded());
+  CHECK_FALSE(check_metadata(text).has_value());
+  CHECK_FALSE(check_metadata("{}\0"sv).has_value());
+  CHECK(check_metadata(R"({"a":"\u0000"})").has_value());  // an escaped NUL inside a string is JSON
 }
