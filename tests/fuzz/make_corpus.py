@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the fuzz targets: tests/fuzz/corpus/<target>/<seed>, a few small valid and
 invalid inputs each (the formats are in docs/protocol.md). Needs the zstd command for compressed
-record batches. Reproducers of fixed crashes are kept beside these seeds, under names starting with
-"crash-"; this script leaves them alone. Usage: /usr/bin/python3 tests/fuzz/make_corpus.py"""
+record batches. Reproducers of fixed crashes ("crash-*") and other inputs the fuzzers found are kept
+beside these seeds; this script leaves them alone. Usage: /usr/bin/python3 tests/fuzz/make_corpus.py"""
 import json
 import os
 import shutil
@@ -126,3 +126,4 @@ write("metadata", "unclosed", '{"a": ')
 write("metadata", "deep", '{"a":' * 65 + "1" + "}" * 65)
 write("metadata", "bom_object", b"\xef\xbb\xbf{}")
 write("metadata", "brackets_in_string", '{"a": "[[[[{{{{"}')
+write("metadata", "nul_after_object", b'{"a": 1}\x00[[[')

@@ -21,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool object = parsed && parsed->is_object();
   if (checked) {
     HIO_FUZZ_CHECK(object);
+    HIO_FUZZ_CHECK(text.find('\0') == std::string_view::npos);  // JSON text never holds one
     HIO_FUZZ_CHECK(hio::json_depth(text) <= hio::max_json_depth);
   } else {
     HIO_FUZZ_CHECK(!checked.error().message.empty());

@@ -48,9 +48,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   if (compress) HIO_FUZZ_CHECK(held_bytes(*records) <= rest.size());
-  // A decoded batch encodes and decodes to the same records.
-  const auto again = hio::decode_records(hio::encode_records(*records));
+  // A decoded batch encodes and decodes to the same records (compared as bytes: a feature may be NaN).
+  const std::string encoded = hio::encode_records(*records);
+  const auto again = hio::decode_records(encoded);
   HIO_FUZZ_CHECK(again.has_value());
-  HIO_FUZZ_CHECK(*again == *records);
+  HIO_FUZZ_CHECK(again->size() == records->size());
+  HIO_FUZZ_CHECK(hio::encode_records(*again) == encoded);
   return 0;
 }
