@@ -3,8 +3,9 @@
 
 #include <hio_connector.h>
 
-#include <hio/connector/client.hpp>
 #include <hio/common/transport.hpp>
+#include <hio/common/version.hpp>
+#include <hio/connector/client.hpp>
 
 #include <charconv>
 #include <condition_variable>
@@ -90,7 +91,7 @@ extern "C" {
 
 const char* hio_last_error(void) { return last_error.c_str(); }
 
-const char* hio_version(void) { return "0.1.0"; }
+const char* hio_version(void) { return hio::version; }
 
 hio_client* hio_client_new(const char* master_url, const char* source_name) {
   try {

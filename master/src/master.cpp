@@ -8,6 +8,7 @@
 #include <hio/common/secret.hpp>
 #include <hio/common/token.hpp>
 #include <hio/common/transport.hpp>
+#include <hio/common/version.hpp>
 #include <hio/master/channel_manager.hpp>
 #include <hio/master/master.hpp>
 #include <hio/master/overflow_queue.hpp>
@@ -531,7 +532,7 @@ struct master::impl {
       }
     }
     return {
-        {"version", "0.1.0"},
+        {"version", hio::version},
         {"repository", opt.repository_url},
         {"uptime_s", std::chrono::duration<double>(clock_type::now() - started).count()},
         {"workers", std::move(ws)},
