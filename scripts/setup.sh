@@ -17,6 +17,7 @@ packages=(
   chromium
   procps iproute2
   slurm-wlm munge libcurl4-openssl-dev openssl python3-yaml
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the unit tests, the integration tests (real master, workers and
-# repository on loopback), then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# repository on loopback), the parsers under libFuzzer (scripts/fuzz.sh), then the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 # Usage: scripts/test.sh [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,11 @@ ctest --test-dir build --output-on-failure -j 1 --timeout 600
 echo "== Release build of the -O3 libraries"
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DHIO_WERROR=ON -DHIO_WITH_CUDA=OFF >/dev/null
 ninja -C build-release -j "$jobs" hio_features hio_discovery
+
+# The parsers of bytes from the network and from stored data under libFuzzer, 30 s each from the
+# checked-in corpus (tests/fuzz; docs/security.md, "Fuzzing").
+echo "== fuzz the parsers"
+bash scripts/fuzz.sh 30
 
 if [ "$sanitize" -eq 1 ]; then
   echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
