@@ -1,4 +1,4 @@
-// hio: the umbrella command. `hio up`, `hio status`, `hio features`, `hio knowledge`, `hio stream`.
+// hio: the umbrella command. `hio up`, `hio status`, `hio features`, `hio knowledge`, `hio export`, `hio stream`.
 #include <hio/cli/commands.hpp>
 #include <hio/common/log.hpp>
 #include <hio/common/process.hpp>
@@ -54,6 +54,23 @@ int main(int argc, char** argv) {
   kn_cmd->add_option("--repository", kn.repository, "Repository URL (default: $HIO_REPOSITORY, then `hio up`'s)");
   kn_cmd->add_option("--master", kn_master, "Read from the repository this master stores into");
   kn_cmd->add_option("--format", kn.format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+
+  hio::cli::export_options ex;
+  auto* ex_cmd = app.add_subcommand("export", "Write every stored tuple and the latest knowledge into one file");
+  std::string ex_master;
+  ex_cmd->add_option("--repository", ex.repository, "Repository URL (default: $HIO_REPOSITORY, then `hio up`'s)");
+  ex_cmd->add_option("--master", ex_master, "Read from the repository this master stores into");
+  ex_cmd->add_option("--format", ex.format, "hdf5 (layout: docs/export.md)")
+      ->check(CLI::IsMember({"hdf5"}))
+      ->capture_default_str();
+  int ex_timeout = 60;
+  ex_cmd->add_option("--timeout", ex_timeout, "Seconds each request to the repository may take")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  ex_cmd->add_option("--max-columns", ex.max_columns, "Refuse more distinct feature (or parameter) names than this")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  ex_cmd->add_option("out", ex.out, "The file to write (replaced when it exists)")->required();
 
   hio::cli::stream_options sm;
   auto* sm_cmd = app.add_subcommand("stream", "Send files as tuples; exits non-zero if any was not delivered");
@@ -123,6 +140,11 @@ int main(int argc, char** argv) {
   if (*kn_cmd) {
     if (!repository(kn.repository, kn_master, "knowledge")) return 1;
     return hio::cli::knowledge(kn);
+  }
+  if (*ex_cmd) {
+    if (!repository(ex.repository, ex_master, "export")) return 1;
+    ex.timeout = std::chrono::seconds(ex_timeout);
+    return hio::cli::export_file(ex);
   }
   if (*sm_cmd) {
     if (sm.master.empty()) sm.master = hio::cli::default_master_url(data_dir);

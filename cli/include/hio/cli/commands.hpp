@@ -4,6 +4,7 @@
 #include <hio/common/error.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,6 +48,18 @@ struct knowledge_options {
 };
 // Prints the latest knowledge document; 1 when there is none or the repository cannot be reached.
 int knowledge(const knowledge_options& o);
+
+struct export_options {
+  std::string repository;                  // URL
+  std::string format = "hdf5";             // hdf5 (layout: docs/export.md)
+  std::string out;                         // the file written (through out + ".tmp", then renamed)
+  std::chrono::seconds timeout{60};        // each request to the repository
+  std::size_t max_columns = 10000;         // distinct feature names (and parameter names) accepted
+};
+// Writes every record and the latest knowledge into `out`; 1 (and no `out` written, no `out`.tmp left)
+// when the repository cannot be read, sends something malformed or too large, or the file cannot be
+// written; the message says which.
+int export_file(const export_options& o);
 
 struct stream_options {
   std::string master;
