@@ -11,6 +11,7 @@ packages=(
   doctest-dev nlohmann-json3-dev libcli11-dev
   libsqlite3-dev libxxhash-dev xxhash
   libfftw3-dev
+  libhdf5-dev python3-h5py
   libucx-dev
   iperf3 wrk python3 python3-numpy python3-zmq
   ucx-utils python3-matplotlib python3-pandas
