@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
     hio::http::server_options server_options;
     server_options.host = options.host;
     server_options.port = options.port;
+    server_options.body_limit = hio::repository::body_limit;
     auto server = hio::http::server::start(io, server_options, hio::repository::make_handler(store, options));
     if (!server) {
       spdlog::error("cannot listen on {}:{}: {}", options.host, options.port, server.error().message);

@@ -155,7 +155,23 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       parser.body_limit(options_.max_body_bytes);
       parser.header_limit(64 * 1024);
       stream->expires_after(first ? options_.read_timeout : options_.idle_timeout);
-      auto [ec, n] = co_await bhttp::async_read(*stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] = co_await bhttp::async_read_header(*stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      if (!ec && options_.body_limit) {
+        // The endpoint's own limit, decided before a byte of the body is read (a lease body is a few
+        // hundred bytes: the master does not take 64 MiB to find that out).
+        const std::string_view target(parser.get().target().data(), parser.get().target().size());
+        const std::string_view path = target.substr(0, target.find('?'));
+        const std::string_view method(parser.get().method_string().data(), parser.get().method_string().size());
+        const std::uint64_t limit = std::min(options_.max_body_bytes, options_.body_limit(method, path));
+        parser.body_limit(limit);  // holds for a chunked body as it arrives
+        // The parser compared a declared Content-Length with the limit it had while reading the header.
+        if (const auto declared = parser.content_length(); declared && *declared > limit) ec = bhttp::error::body_limit;
+      }
+      if (!ec && !parser.is_done()) {
+        auto [body_ec, m] = co_await bhttp::async_read(*stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+        ec = body_ec;
+        n += m;
+      }
       (void)n;
       if (ec) {
         if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||

@@ -857,6 +857,12 @@ result<std::unique_ptr<master>> master::start(options o) {
   http::server_options so;
   so.host = p->opt.host;
   so.port = p->opt.port;
+  // A lease body is a few hundred bytes, a registration or heartbeat lists a worker's channels; nothing
+  // the master takes is large, so a body past these is refused before it is read.
+  so.max_body_bytes = 1 << 20;
+  so.body_limit = [](std::string_view method, std::string_view path) -> std::uint64_t {
+    return method == "POST" && path == "/v1/streams" ? 16 << 10 : 1 << 20;
+  };
   auto srv = http::server::start(p->http_io, so, [raw = p.get()](const http::request& r) { return raw->handle(r); });
   if (!srv) return srv.error();
   p->http_server = std::move(*srv);

@@ -228,6 +228,11 @@ store_options to_store_options(const service_options& options) {
   return store_options{options.data_dir, options.segment_bytes};
 }
 
+std::uint64_t body_limit(std::string_view method, std::string_view path) noexcept {
+  if (method == "POST" && (path == "/v1/records" || path == "/v1/knowledge")) return UINT64_MAX;
+  return 64 << 10;
+}
+
 http::handler make_handler(std::shared_ptr<store> s, service_options options) {
   auto svc = std::make_shared<const service>(std::move(s), std::move(options));
   return [svc](const http::request& req) -> http::response {

@@ -328,3 +328,11 @@ TEST_CASE("a stored record whose metadata nests too deep is served with null met
   r.metadata = R"({"source":"s","p":[1,[2]]})";
   CHECK(hio::repository::record_to_json(r)["metadata"]["p"][1][0] == 2);
 }
+
+TEST_CASE("record batches and knowledge may be large; every other request body is small") {
+  using hio::repository::body_limit;
+  CHECK(body_limit("POST", "/v1/records") == UINT64_MAX);  // the server's 64 MiB applies
+  CHECK(body_limit("POST", "/v1/knowledge") == UINT64_MAX);
+  CHECK(body_limit("GET", "/v1/knowledge") == 64 << 10);
+  CHECK(body_limit("POST", "/v1/tuples/1") == 64 << 10);
+}

@@ -48,6 +48,9 @@ struct server_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;                                   // 0: any free port
   std::uint64_t max_body_bytes = 64ull << 20;               // larger bodies get 413
+  // The body limit of one request, from its method and path (after the header arrived, before the body
+  // is read); at most max_body_bytes. Empty: max_body_bytes for every request.
+  std::function<std::uint64_t(std::string_view method, std::string_view path)> body_limit;
   std::chrono::milliseconds read_timeout{10000};            // a request must arrive within this
   std::chrono::milliseconds idle_timeout{60000};            // keep-alive connections close after this
 };

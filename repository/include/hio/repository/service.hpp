@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -43,6 +44,10 @@ store_options to_store_options(const service_options& options);
 // The handler shares ownership of the store and may be called from several threads at once.
 // It never throws: unexpected exceptions become a 500 response.
 http::handler make_handler(std::shared_ptr<store> s, service_options options);
+
+// The body limit of each endpoint (http::server_options::body_limit): record batches and knowledge
+// documents up to the server's limit (64 MiB), every other request 64 KiB.
+std::uint64_t body_limit(std::string_view method, std::string_view path) noexcept;
 
 // A record as served by /v1/features?format=jsonl and /v1/tuples/<id>: metadata parsed as JSON (null
 // when empty or invalid), xxh3 as 16 hex digits, non-finite feature values as null.
