@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   read_lease_fields(*body);
   // What was accepted can be printed (error answers and logs quote bodies) and reads back the same.
   const std::string printed = body->dump();
-  HIO_FUZZ_CHECK(hio::json_depth(printed) == depth);
+  HIO_FUZZ_CHECK(hio::json_depth(printed) <= depth);  // less when a duplicate key dropped a deeper value
   const auto again = hio::parse_untrusted_json(printed);
   HIO_FUZZ_CHECK(again.has_value());
   HIO_FUZZ_CHECK(again->dump() == printed);
