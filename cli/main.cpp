@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
+
 #include <cstdio>
 
 int main(int argc, char** argv) {
@@ -69,7 +71,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   ex_cmd->add_option("--max-columns", ex.max_columns, "Refuse more distinct feature (or parameter) names than this")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
   ex_cmd->add_option("out", ex.out, "The file to write (replaced when it exists)")->required();
 
   hio::cli::stream_options sm;
@@ -110,6 +112,9 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   hio::init_logging("hio", hio::env_or("HIO_LOG_LEVEL", "warn"));
+  // The connector finds `hio up`'s source token in $HIO_DATA_DIR: a --data-dir given here wins over the
+  // environment, the default does not.
+  ::setenv("HIO_DATA_DIR", data_dir.c_str(), app.get_option("--data-dir")->count() > 0 ? 1 : 0);
   if (*up_cmd) {
     up.data_dir = data_dir;
     return hio::cli::up(up);
