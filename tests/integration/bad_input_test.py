@@ -15,7 +15,7 @@ from runner import run  # noqa: E402
 
 HEADER = struct.Struct("<IHHQ40sQIHHQ")
 MAGIC = 0x464F4948
-SOURCE_TOKEN = "source-token-for-tests"
+SOURCE_TOKEN = "source-token-for-tests-0123456789"  # 32+ characters, as the master requires
 MAX_TUPLE = 16 << 20
 ERRORS = {1: "bad_magic", 2: "bad_version", 3: "bad_frame", 4: "too_large", 5: "bad_token", 6: "checksum",
           7: "busy", 8: "timeout", 9: "internal", 10: "unavailable", 11: "bad_codec"}
