@@ -328,7 +328,9 @@ std::string utc_iso8601(std::chrono::system_clock::time_point t) {
 // Writes the export into an open file. Not thread-safe; one per export.
 class exporter {
  public:
-  exporter(const export_options& o, hid_t file) : o_(o), file_(file), http_(o.repository, {}, o.timeout) {}
+  exporter(const export_options& o, hid_t file) : o_(o), file_(file), http_(o.repository, {}, o.timeout) {
+    http_.set_max_body_bytes(max_page_bytes);  // a longer answer stops being read at the limit
+  }
 
   result<void> run() {
     if (auto r = create(); !r) return r;

@@ -266,6 +266,7 @@ struct client::impl {
   std::string host_header;
   std::string bearer;
   std::chrono::milliseconds timeout{};
+  std::uint64_t max_body = 4ull << 30;
   std::string parse_error;
 
   // Runs the io_context until `done` or the stream's deadline; returns the operation's error code.
@@ -296,7 +297,7 @@ struct client::impl {
     auto ec = run([&](auto h) { bhttp::async_write(*stream, req, h); });
     if (ec) return ec;
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(4ull << 30);
+    parser.body_limit(max_body);
     stream->expires_after(timeout);
     ec = run([&](auto h) { bhttp::async_read(*stream, buffer, parser, h); });
     if (!ec) res = parser.release();
@@ -316,6 +317,8 @@ client::client(std::string base_url, std::string bearer, std::chrono::millisecon
   impl_->bearer = std::move(bearer);
   impl_->timeout = timeout;
 }
+
+void client::set_max_body_bytes(std::uint64_t limit) noexcept { impl_->max_body = limit; }
 
 client::~client() = default;
 client::client(client&&) noexcept = default;

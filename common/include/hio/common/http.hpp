@@ -95,6 +95,8 @@ class client {
   }
 
   const std::string& base_url() const noexcept { return base_url_; }
+  // Answers with a longer body are an error (code 0), read no further than the limit (default 4 GiB).
+  void set_max_body_bytes(std::uint64_t limit) noexcept;
 
  private:
   struct impl;
