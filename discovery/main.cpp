@@ -85,13 +85,8 @@ int main(int argc, char** argv) {
 
   hio::init_logging("discovery", log_level);
   hio::stop_with_parent();  // started by `hio up`: stop when it dies
-  hio::private_files();
-  hio::warn_secrets_in_argv(argc, argv);
-  auto secret = hio::daemon_secret(options.secret, secret_file, true, "cluster secret");
-  if (!secret) {
-    spdlog::error("{}", secret.error().message);
-    return 2;
-  }
+  auto secret = hio::start_daemon(argc, argv, options.secret, secret_file);
+  if (!secret) return 2;
   options.secret = *secret;
   auto opened = hio::discovery::discovery_service::open(options);
   if (!opened) {

@@ -101,15 +101,12 @@ int main(int argc, char** argv) {
 
   hio::init_logging("master", log_level);
   hio::stop_with_parent();  // started by `hio up`: stop when it dies
-  hio::private_files();
-  hio::warn_secrets_in_argv(argc, argv);
-  auto secret = hio::daemon_secret(o.secret, secret_file, true, "cluster secret");
-  auto token = hio::daemon_secret(o.source_token, token_file, false, "source token");
-  for (const auto* r : {&secret, &token}) {
-    if (!*r) {
-      spdlog::error("{}", r->error().message);
-      return 2;
-    }
+  auto secret = hio::start_daemon(argc, argv, o.secret, secret_file);
+  if (!secret) return 2;
+  auto token = hio::daemon_secret(o.source_token, token_file, false, "source token");  // optional
+  if (!token) {
+    spdlog::error("{}", token.error().message);
+    return 2;
   }
   o.secret = *secret;
   o.source_token = *token;

@@ -63,14 +63,9 @@ int main(int argc, char** argv) {
 
   hio::init_logging("repository", log_level);
   hio::stop_with_parent();  // started by `hio up`: stop when it dies
-  hio::private_files();
-  hio::warn_secrets_in_argv(argc, argv);
   // Without a secret anyone could write records: the repository does not start without one.
-  auto secret = hio::daemon_secret(options.secret, secret_file, true, "cluster secret");
-  if (!secret) {
-    spdlog::error("{}", secret.error().message);
-    return 2;
-  }
+  auto secret = hio::start_daemon(argc, argv, options.secret, secret_file);
+  if (!secret) return 2;
   options.secret = *secret;
 
   auto opened = hio::repository::store::open(hio::repository::to_store_options(options));

@@ -90,13 +90,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  hio::private_files();
-  hio::warn_secrets_in_argv(argc, argv);
-  auto secret = hio::daemon_secret(o.secret, secret_file, true, "cluster secret (the master's)");
-  if (!secret) {
-    spdlog::error("{}", secret.error().message);
-    return 2;
-  }
+  auto secret = hio::start_daemon(argc, argv, o.secret, secret_file);  // the master's
+  if (!secret) return 2;
   o.secret = *secret;
 
   // Signals go to a small io_context of their own: the first SIGTERM/SIGINT drains, a second one stops.

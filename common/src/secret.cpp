@@ -76,4 +76,15 @@ void warn_secrets_in_argv(int argc, char** argv) {
 
 void private_files() noexcept { ::umask(077); }
 
+std::optional<std::string> start_daemon(int argc, char** argv, const std::string& value, const std::string& file) {
+  private_files();
+  warn_secrets_in_argv(argc, argv);
+  auto secret = daemon_secret(value, file, true, "cluster secret");
+  if (!secret) {
+    spdlog::error("{}", secret.error().message);
+    return std::nullopt;
+  }
+  return *secret;
+}
+
 }  // namespace hio

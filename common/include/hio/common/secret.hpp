@@ -5,6 +5,7 @@
 #include <hio/common/error.hpp>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,11 @@ result<std::string> read_secret(const std::string& value, const std::string& fil
 // holds the message to print before exiting with status 2.
 result<std::string> daemon_secret(const std::string& value, const std::string& file, bool required,
                                   std::string_view what);
+
+// What every daemon's main does once its options are parsed: private_files(), warn_secrets_in_argv(), and
+// the cluster secret by daemon_secret(value, file, true, "cluster secret"). nullopt when there is none
+// fit to use (the reason is logged): the daemon exits with status 2.
+std::optional<std::string> start_daemon(int argc, char** argv, const std::string& value, const std::string& file);
 
 // Logs a warning when argv carries a secret (`--secret`, `--source-token`, `--token`): every user of the
 // machine can read it with ps. The environment or a file (--secret-file) keep it private.
