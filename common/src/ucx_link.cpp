@@ -148,11 +148,7 @@ class ucx_link final : public data_link {
     framed.metadata_length = static_cast<std::uint32_t>(metadata.size());
     framed.payload_length = payload.size();
     std::vector<std::byte> joined;
-    if (!payload.head.empty()) {
-      joined.reserve(payload.size());
-      joined.insert(joined.end(), payload.head.begin(), payload.head.end());
-      joined.insert(joined.end(), payload.body.begin(), payload.body.end());
-    }
+    if (!payload.head.empty()) joined = payload.joined();
     const std::span<const std::byte> bytes = joined.empty() ? payload.body : std::span<const std::byte>(joined);
     return post(framed, metadata, bytes, timeout, std::move(joined));  // the move keeps the buffer in place
   }

@@ -203,7 +203,10 @@ client::impl::impl(client_options o) : opt(std::move(o)) {
     opt.transport = "tcp";  // auto asks for UCX only where it could be used
   else if (!parse_transport_request(opt.transport))
     config_error_ = fail(errc::invalid_argument, "transport must be tcp, ucx or auto, not '" + opt.transport + "'");
-  if (opt.source_token.empty()) opt.source_token = token_of_local_cluster();
+  if (opt.source_token.empty()) {
+    opt.source_token = token_of_local_cluster();
+    if (!opt.source_token.empty()) spdlog::debug("hio connector: source token from $HIO_SOURCE_TOKEN or the data dir");
+  }
   metadata_prefix_ = std::make_shared<const std::string>(json_metadata_prefix(opt.source_name));
   leases_.emplace(opt.master_url, opt.source_token, [this](milliseconds d) { return sleep_for(d); });
   writer_ = std::thread([this] { run_writer(); });
@@ -234,9 +237,7 @@ void client::impl::maybe_compress(job& j) const {
   std::vector<std::byte> joined;  // zstd's one-shot call wants one buffer; a copy costs far less than zstd
   std::span<const std::byte> in = j.data;
   if (!j.head.empty()) {
-    joined.reserve(n);
-    joined.insert(joined.end(), j.head.begin(), j.head.end());
-    joined.insert(joined.end(), j.data.begin(), j.data.end());
+    joined = payload_parts(j.head, j.data).joined();
     in = joined;
   }
   std::vector<std::byte> out(ZSTD_compressBound(n));

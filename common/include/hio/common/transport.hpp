@@ -50,6 +50,14 @@ struct payload_parts {
   payload_parts(const std::vector<std::byte>& b) noexcept : body(b) {}  // NOLINT: as above
   payload_parts(std::span<const std::byte> h, std::span<const std::byte> b) noexcept : head(h), body(b) {}
   std::size_t size() const noexcept { return head.size() + body.size(); }
+  // Both pieces in one buffer, for what takes one (zstd's one-shot call, a UCX rendezvous).
+  std::vector<std::byte> joined() const {
+    std::vector<std::byte> out;
+    out.reserve(size());
+    out.insert(out.end(), head.begin(), head.end());
+    out.insert(out.end(), body.begin(), body.end());
+    return out;
+  }
 };
 
 // The sender's end of one data-path session. One writer thread (send, send_end) and one reader thread
