@@ -8,6 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -16,6 +17,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <set>
 
@@ -28,6 +31,24 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t inbox_capacity = 64 * 1024;  // frames up to this size are read many per recv
 constexpr std::size_t large_read_lowat = 1 << 20;   // bytes a large body's reads wait for (SO_RCVLOWAT)
 constexpr std::size_t body_growth_start = 1 << 20;  // a large body's buffer starts here and doubles
+
+// What a connection sends, and its flush in flight. The handler answers a flush from its own thread
+// while the connection goes on reading the next tuples, so every frame goes out through one writer
+// coroutine, in order. Lives on the io_context's thread only (answers are posted there).
+struct answers {
+  explicit answers(asio::io_context& io) : wake(io, steady::time_point::max()), changed(io, steady::time_point::max()) {}
+  std::deque<std::string> out;  // frames to send, in order
+  bool flushing = false;        // a flush of the session is in flight
+  bool failed = false;          // the session is over: an ERROR is queued, or the socket failed
+  bool close_after = false;     // the writer closes the socket once `out` is sent
+  bool writer_done = false;
+  asio::steady_timer wake;      // the writer waits on it
+  asio::steady_timer changed;   // serve() waits on it
+  void notify() {
+    wake.cancel();
+    changed.cancel();
+  }
+};
 
 struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
   impl(asio::io_context& io, receiver_options o, tuple_handler& h)
@@ -81,6 +102,28 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
     }
   }
 
+  // Sends what `a` queues, in order, until the socket fails or close_after; then closes the socket.
+  asio::awaitable<void> write_answers(std::shared_ptr<tcp::socket> s, std::shared_ptr<answers> a) {
+    while (s->is_open()) {
+      if (!a->out.empty()) {
+        auto [ec, n] = co_await asio::async_write(*s, asio::buffer(a->out.front()), use_tuple);
+        (void)n;
+        a->out.pop_front();
+        if (ec) a->failed = true;
+        if (ec) break;
+        continue;
+      }
+      if (a->close_after) break;
+      a->wake.expires_at(steady::time_point::max());
+      co_await a->wake.async_wait(use_tuple);
+    }
+    boost::system::error_code ignored;
+    s->shutdown(tcp::socket::shutdown_both, ignored);
+    s->close(ignored);
+    a->writer_done = true;
+    a->changed.cancel();
+  }
+
   asio::awaitable<void> serve(std::shared_ptr<tcp::socket> s) {
     auto self = shared_from_this();
     std::string peer;
@@ -112,7 +155,6 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
     std::size_t begin = 0, end = 0;
     bool greedy = false;  // read past what is needed: set by a small frame, cleared by a large one
     std::vector<std::byte> body;
-    std::string out;  // answers of one flush, written at once
     {
       boost::system::error_code ignored;
       s->non_blocking(true, ignored);  // for the synchronous probe below; async operations are unaffected
@@ -148,31 +190,57 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
       return end - begin >= wire::header_size;
     };
 
-    auto write = [&](const std::string& bytes, steady::duration within) -> asio::awaitable<bool> {
+    auto a = std::make_shared<answers>(io_);
+    asio::co_spawn(io_, write_answers(s, a), detail::reported("receiver " + options_.target + " writer"));
+    // Waits until `done()`: serve() is woken whenever a flush answers or the writer sent everything.
+    auto until = [&](auto done) -> asio::awaitable<void> {
+      while (!done()) {
+        a->changed.expires_at(steady::time_point::max());
+        co_await a->changed.async_wait(use_tuple);
+      }
+    };
+    // Queues `frames`, then waits (at most `within`) until they are sent and the socket is closed.
+    auto send_last = [&](std::string frames, steady::duration within) -> asio::awaitable<bool> {
+      a->out.push_back(std::move(frames));
+      a->close_after = true;
+      a->wake.cancel();
       *deadline = steady::now() + within;
-      auto [ec, n] = co_await asio::async_write(*s, asio::buffer(bytes), use_tuple);
-      (void)n;
-      co_return !ec;
+      co_await until([&] { return a->writer_done; });
+      co_return !a->failed;
     };
     auto fail = [&](const session_fault& f) -> asio::awaitable<void> {
-      co_await write(session.reject(f), std::chrono::seconds(2));
+      a->failed = true;
+      co_await send_last(session.reject(f), std::chrono::seconds(2));
     };
-    // Makes the pending tuples durable and writes their acks. False when the session is over.
-    auto flush = [&]() -> asio::awaitable<bool> {
-      if (!session.has_pending()) co_return true;
-      *deadline = steady::time_point::max();
-      out.clear();
-      if (auto r = session.flush(out); !r) {
-        co_await fail(r.error());
-        co_return false;
+    // A flush answers on the handler's thread; its answer is posted here. With the batch's acks queued,
+    // the tuples that arrived meanwhile are flushed next (one store then covers all of them).
+    std::function<void()> start_flush;
+    std::function<void(session_result<std::string>)> on_answer = [&](session_result<std::string> r) {
+      a->flushing = false;
+      if (!r && !a->failed) {
+        a->failed = true;
+        a->out.push_back(session.reject(r.error()));
+        a->close_after = true;
+      } else if (r && !r->empty()) {
+        a->out.push_back(std::move(*r));
       }
-      co_return co_await write(out, options_.idle_timeout);
+      if (session.begun()) *deadline = steady::now() + options_.idle_timeout;
+      start_flush();
+      a->notify();
+    };
+    start_flush = [&] {
+      if (a->flushing || a->failed || !session.has_pending()) return;
+      a->flushing = true;
+      session.start_flush([this, a, answer = &on_answer](session_result<std::string> r) {
+        // `answer` lives in serve(), which waits for every flush it started before it returns.
+        asio::post(io_, [a, answer, r = std::move(r)]() mutable { (*answer)(std::move(r)); });
+      });
     };
 
     try {
       for (;;) {
-        if (session.has_pending() && !header_ready())
-          if (!co_await flush()) break;
+        if (a->failed) break;
+        if (session.has_pending() && !header_ready()) start_flush();
         if (session.begun()) *deadline = steady::now() + options_.idle_timeout;
         if (auto ec = co_await fill(wire::header_size)) {
           if (*timed_out && !session.begun())
@@ -192,7 +260,9 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
           break;
         }
         if (h->type == wire::frame_type::end) {
-          if (co_await flush() && co_await write(receiver_session::end_frame(), std::chrono::seconds(5)))
+          start_flush();
+          co_await until([&] { return !a->flushing; });  // on_answer flushes what is left
+          if (!a->failed && co_await send_last(receiver_session::end_frame(), std::chrono::seconds(5)))
             session.finish();
           break;
         }
@@ -251,7 +321,8 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
           co_await fail(due.error());
           break;
         }
-        if (*due && !co_await flush()) break;
+        if (*due) start_flush();
+        if (a->flushing && session.pending_full()) co_await until([&] { return !a->flushing; });
       }
     } catch (const std::exception& e) {
       spdlog::error("receiver {}: session from {} stopped by an exception: {}", options_.target, peer, e.what());
@@ -259,6 +330,14 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
     boost::system::error_code ignored;
     s->shutdown(tcp::socket::shutdown_both, ignored);
     s->close(ignored);
+    a->close_after = true;
+    a->notify();
+    // A flush in flight answers into this frame: wait for it (the handler bounds a store's time).
+    try {
+      co_await until([&] { return !a->flushing; });
+    } catch (const std::exception& e) {
+      spdlog::error("receiver {}: session from {}: {}", options_.target, peer, e.what());
+    }
     session.end();  // after the socket closed, as before: then the channel counts the session over
   }
 

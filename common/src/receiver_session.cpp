@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <iterator>
 #include <memory>
@@ -163,29 +164,48 @@ session_result<bool> receiver_session::on_body(const wire::frame_header& h, std:
   return pending_ >= options_.max_batch_tuples || pending_bytes_ >= options_.max_batch_bytes;
 }
 
-session_result<void> receiver_session::flush(std::string& out) {
-  if (pending_ == 0) return {};
+void receiver_session::start_flush(flush_answer answer) {
+  if (pending_ == 0) return answer(std::string());
   pending_ = 0;
   pending_bytes_ = 0;
-  std::vector<ack> acks;
-  if (std::exchange(handed_, 0) > 0) {
-    auto stored = guarded(last_id_, "storing the batch", [&] { return handler_.flush(*lease_); });
-    if (!stored) return stored.error();
-    acks = std::move(*stored);
-  }
-  if (refused_.empty()) {
-    append_acks(out, acks);
-    return {};
-  }
   // Both lists follow the tuples' order; acks go out in that order too.
-  std::vector<ack> merged;
-  merged.reserve(acks.size() + refused_.size());
-  std::merge(std::make_move_iterator(acks.begin()), std::make_move_iterator(acks.end()),
-             std::make_move_iterator(refused_.begin()), std::make_move_iterator(refused_.end()),
-             std::back_inserter(merged), [](const ack& a, const ack& b) { return a.tuple_id < b.tuple_id; });
-  refused_.clear();
-  append_acks(out, merged);
-  return {};
+  auto encode = [refused = std::exchange(refused_, {})](std::vector<ack> acks) mutable {
+    std::string out;
+    if (refused.empty()) {
+      append_acks(out, acks);
+      return out;
+    }
+    std::vector<ack> merged;
+    merged.reserve(acks.size() + refused.size());
+    std::merge(std::make_move_iterator(acks.begin()), std::make_move_iterator(acks.end()),
+               std::make_move_iterator(refused.begin()), std::make_move_iterator(refused.end()),
+               std::back_inserter(merged), [](const ack& a, const ack& b) { return a.tuple_id < b.tuple_id; });
+    append_acks(out, merged);
+    return out;
+  };
+  if (std::exchange(handed_, 0) == 0) return answer(encode({}));
+  const std::uint64_t last = last_id_;
+  // Shared so that a handler that throws after calling `done` cannot make the batch answer twice.
+  struct once_answer {
+    flush_answer f;
+    std::atomic<bool> used{false};
+  };
+  auto once = std::make_shared<once_answer>();
+  once->f = std::move(answer);
+  auto reply = [once](session_result<std::string> r) {
+    if (once->used.exchange(true)) return;
+    once->f(std::move(r));
+  };
+  try {
+    handler_.flush_async(*lease_, [reply, encode = std::move(encode), last](result<std::vector<ack>> r) mutable {
+      if (!r) return reply(fault_from(r.error(), last));
+      reply(encode(std::move(*r)));
+    });
+  } catch (const std::exception& e) {
+    reply(session_fault{last, wire::error_code::internal, std::string("storing the batch failed: ") + e.what()});
+  } catch (...) {
+    reply(session_fault{last, wire::error_code::internal, "storing the batch failed"});
+  }
 }
 
 std::string receiver_session::reject(const session_fault& f) {

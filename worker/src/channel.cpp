@@ -34,6 +34,7 @@ channel::~channel() {
   std::lock_guard lock(mutex_);
   ucx_receiver_.reset();
   receiver_.reset();  // before the io_context its connections live on
+  handler_->wait_stores();  // a store's answer is posted to the io_context: it must still exist
   guard_.reset();
   io_.reset();
 }
@@ -146,6 +147,7 @@ bool channel::restart() {
     if (receiver_) receiver_->stop();
     ucx_receiver_.reset();
     receiver_.reset();
+    handler_->wait_stores();  // their answers are posted to the io_context: it must still exist
     guard_.reset();
     io_.reset();  // destroys the connections' coroutines
   }

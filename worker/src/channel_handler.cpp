@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
 #include <set>
 #include <utility>
 
@@ -107,7 +108,18 @@ channel_handler::channel_handler(std::string worker_id, std::uint32_t index, std
       processor_(std::move(p)),
       sink_(std::move(sink)),
       notify_(std::move(notify)),
-      sessions_offered_(std::max<std::uint32_t>(1, sessions)) {}
+      sessions_offered_(std::max<std::uint32_t>(1, sessions)) {
+  store_thread_ = std::thread([this] { store_loop(); });
+}
+
+channel_handler::~channel_handler() {
+  {
+    std::lock_guard lock(jobs_mutex_);
+    stop_store_ = true;
+  }
+  jobs_cv_.notify_all();
+  store_thread_.join();
+}
 
 result<void> channel_handler::begin_session(const lease_token& lease, const std::string& peer) {
   // The master places at most `sessions_offered_` sessions here; twice that leaves room for its view
@@ -159,23 +171,82 @@ result<void> channel_handler::on_tuple(const lease_token& lease, const received_
 }
 
 result<std::vector<ack>> channel_handler::flush(const lease_token& lease) {
-  std::vector<ack> acks;
   const auto it = active_.find(lease.lease_id);
-  if (it == active_.end() || it->second.empty()) return acks;
-  auto& pending = it->second;
+  if (it == active_.end() || it->second.empty()) return std::vector<ack>{};
+  auto pending = std::exchange(it->second, {});
   auto stored = sink_->store(pending);
   if (!stored) {
-    const auto n = pending.size();
-    pending.clear();
     return make_error(code(wire::error_code::internal),
                       "channel " + std::to_string(index_) + " could not store the features of " +
-                          std::to_string(n) + " tuples: " + stored.error().message + "; retry elsewhere");
+                          std::to_string(pending.size()) + " tuples: " + stored.error().message + "; retry elsewhere");
   }
-  acks.reserve(pending.size());
+  return acks_for(pending, std::set<std::uint64_t>(stored->begin(), stored->end()));
+}
+
+void channel_handler::flush_async(const lease_token& lease, flush_done done) {
+  const auto it = active_.find(lease.lease_id);
+  if (it == active_.end() || it->second.empty()) return done(std::vector<ack>{});
+  {
+    std::lock_guard lock(jobs_mutex_);
+    jobs_.push_back({std::exchange(it->second, {}), std::move(done)});
+  }
+  jobs_cv_.notify_all();
+}
+
+void channel_handler::wait_stores() {
+  std::unique_lock lock(jobs_mutex_);
+  jobs_cv_.wait(lock, [&] { return jobs_.empty() && !storing_; });
+}
+
+void channel_handler::store_loop() {
+  std::unique_lock lock(jobs_mutex_);
+  for (;;) {
+    jobs_cv_.wait(lock, [&] { return stop_store_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopping, nothing left
+    auto batch = std::exchange(jobs_, {});
+    storing_ = true;
+    lock.unlock();
+    // One store() for every batch that waited: records keep their batches' order.
+    std::vector<feature_record> all;
+    if (batch.size() == 1) {
+      all = std::move(batch.front().records);
+    } else {
+      std::size_t n = 0;
+      for (const auto& j : batch) n += j.records.size();
+      all.reserve(n);
+      for (auto& j : batch) std::move(j.records.begin(), j.records.end(), std::back_inserter(all));
+    }
+    auto stored = sink_->store(all);
+    if (!stored) {
+      const auto e = make_error(code(wire::error_code::internal),
+                                "channel " + std::to_string(index_) + " could not store the features of " +
+                                    std::to_string(all.size()) + " tuples: " + stored.error().message +
+                                    "; retry elsewhere");
+      for (auto& j : batch) j.done(e);
+    } else {
+      const std::set<std::uint64_t> conflicts(stored->begin(), stored->end());
+      std::size_t from = 0;
+      for (auto& j : batch) {
+        const std::size_t n = batch.size() == 1 ? all.size() : j.records.size();
+        std::vector<feature_record> mine(std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(from)),
+                                         std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(from + n)));
+        from += n;
+        j.done(acks_for(mine, conflicts));
+      }
+    }
+    lock.lock();
+    storing_ = false;
+    jobs_cv_.notify_all();  // wait_stores()
+  }
+}
+
+std::vector<ack> channel_handler::acks_for(std::vector<feature_record>& records,
+                                           const std::set<std::uint64_t>& conflicts) {
+  std::vector<ack> acks;
+  acks.reserve(records.size());
   std::uint64_t failed = 0;
   std::uint64_t bytes = 0;
-  const std::set<std::uint64_t> conflicts(stored->begin(), stored->end());
-  for (auto& r : pending) {
+  for (auto& r : records) {
     bytes += r.size;
     if (conflicts.contains(r.tuple_id)) {
       // Another tuple is stored under this id (sent by someone else): this one is not, and says so.
@@ -190,10 +261,9 @@ result<std::vector<ack>> channel_handler::flush(const lease_token& lease) {
       acks.push_back(ack{r.tuple_id, wire::ack_status::stored, {}});
     }
   }
-  processed_.fetch_add(pending.size());
+  processed_.fetch_add(records.size());
   failed_.fetch_add(failed);
   bytes_.fetch_add(bytes);
-  pending.clear();
   return acks;
 }
 

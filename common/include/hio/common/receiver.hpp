@@ -53,6 +53,13 @@ class tuple_handler {
   // Makes every tuple handed over since the last flush durable and returns their acks, in order.
   // An error ends the session as above.
   virtual result<std::vector<ack>> flush(const lease_token& lease) = 0;
+  // What flush_async() hands its result to: called once, from any thread.
+  using flush_done = std::function<void(result<std::vector<ack>>)>;
+  // The same without waiting: starts making the tuples handed over since the last flush durable and
+  // returns; `done` then gets what flush() would return. The receivers keep at most one flush of a
+  // session in flight and go on handing over that session's next tuples meanwhile, so a slow store
+  // (fsync) overlaps with the arrival of the next batch. Default: done(flush(lease)) before returning.
+  virtual void flush_async(const lease_token& lease, flush_done done) { done(flush(lease)); }
   // The session is over: `clean` when the source sent END and every ack went out.
   virtual void end_session(const lease_token& lease, bool clean) = 0;
 };
@@ -66,8 +73,17 @@ struct receiver_options {
   std::chrono::milliseconds first_frame_timeout{5000};  // a new connection must send a header by then
   std::chrono::milliseconds idle_timeout{30000};        // between frames of a session
   std::chrono::milliseconds transfer_timeout{120000};   // for one payload to arrive
-  std::size_t max_batch_tuples = 256;           // flush at the latest after this many tuples
-  std::uint64_t max_batch_bytes = 256ull << 20; // ... or this many payload bytes
+  // A session's flush starts when this many tuples (or payload bytes) wait and none is in flight, and
+  // whenever the connection has nothing more to read at once; further tuples arrive while it runs.
+  std::size_t max_batch_tuples = 256;
+  std::uint64_t max_batch_bytes = 16ull << 20;
+  // While a flush is in flight, a session takes at most this many tuples (or payload bytes) more
+  // before it waits for that flush.
+  std::size_t max_pending_tuples = 16384;
+  std::uint64_t max_pending_bytes = 256ull << 20;
+  // UCX: eager bytes one connection may have arrived ahead of its session (UCX takes messages whenever
+  // it is progressed); past it the connection is dropped. An honest session holds at most 64 MiB.
+  std::uint64_t max_ahead_bytes = 128ull << 20;
 };
 
 struct receiver_counters {

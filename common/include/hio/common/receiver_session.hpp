@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -75,16 +76,25 @@ class receiver_session {
   // The body of a DATA frame on_header accepted, as it travelled: metadata, then payload; bodies come in
   // the order of their headers (a transport may accept the next headers first). Metadata that
   // check_metadata refuses fails that tuple alone (a FAILED ack with the reason). True when the batch is
-  // full and the transport should flush now.
+  // due (max_batch_tuples or max_batch_bytes): the transport starts a flush unless one is in flight.
   session_result<bool> on_body(const wire::frame_header& h, std::span<const std::byte> body);
   // The same with metadata and payload apart (UCX carries small metadata in the message header).
   session_result<bool> on_body(const wire::frame_header& h, std::span<const std::byte> metadata,
                                std::span<const std::byte> payload);
 
-  // Makes the tuples handed over since the last flush durable and appends their ACK frames to `out`.
-  session_result<void> flush(std::string& out);
+  // What start_flush() hands the batch's answers to (its ACK frames, in order, or the fault that ends
+  // the session): called once, from the handler's thread or before start_flush returns.
+  using flush_answer = std::function<void(session_result<std::string>)>;
+  // Starts making the tuples handed over since the last flush durable (tuple_handler::flush_async); the
+  // session takes further tuples meanwhile. Nothing pending: `answer("")` at once.
+  void start_flush(flush_answer answer);
   bool has_pending() const noexcept { return pending_ > 0; }
   std::uint64_t pending_bytes() const noexcept { return pending_bytes_; }
+  // Whether the tuples taken since the last flush reach max_pending_tuples or max_pending_bytes: with a
+  // flush in flight, the transport then waits for it before taking more.
+  bool pending_full() const noexcept {
+    return pending_ >= options_.max_pending_tuples || pending_bytes_ >= options_.max_pending_bytes;
+  }
 
   // Counts and logs the fault; returns the ERROR frame to send before closing.
   std::string reject(const session_fault& f);

@@ -19,12 +19,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -102,8 +105,14 @@ class channel_handler final : public tuple_handler {
   // Stores the session's queued records through the sink; on its error the records are dropped (the
   // source retries them elsewhere) and the error has code wire::error_code::internal.
   result<std::vector<ack>> flush(const lease_token& lease) override;
+  // The same on the handler's store thread: the channel's thread goes on receiving and processing.
+  // Batches that wait for the store thread together go to the sink as one store() (one repository
+  // write for several sessions), each answered with its own acks.
+  void flush_async(const lease_token& lease, flush_done done) override;
   // Ends the session and calls the free notifier (only for a session this channel serves).
   void end_session(const lease_token& lease, bool clean) override;
+  // Returns once no store started by flush_async() is waiting or running (their `done` has been called).
+  void wait_stores();
 
   // Ends every active session unclean: used after the run loop failed mid-session.
   void abort_session();
@@ -123,6 +132,22 @@ class channel_handler final : public tuple_handler {
   free_notifier notify_;
 
   void publish_active();  // copies the active leases for status()
+  // Acks for `records`, stored with these conflicts; counts them.
+  std::vector<ack> acks_for(std::vector<feature_record>& records, const std::set<std::uint64_t>& conflicts);
+  void store_loop();
+
+  // The store thread's batches, in the order their flushes began. The sink is called from the store
+  // thread only (flush() called directly, as tests do, must not run beside it).
+  struct store_job {
+    std::vector<feature_record> records;
+    flush_done done;
+  };
+  std::mutex jobs_mutex_;
+  std::condition_variable jobs_cv_;
+  std::deque<store_job> jobs_;
+  bool storing_ = false;
+  bool stop_store_ = false;
+  std::thread store_thread_;
 
   std::uint32_t sessions_offered_;
   std::atomic<std::size_t> active_count_{0};  // sessions begun or beginning, not ended
@@ -141,6 +166,11 @@ class channel_handler final : public tuple_handler {
   std::atomic<std::uint64_t> bytes_{0};
   std::atomic<std::uint64_t> sessions_{0};
   std::atomic<std::uint64_t> restarts_{0};
+
+ public:
+  ~channel_handler() override;
+  channel_handler(const channel_handler&) = delete;
+  channel_handler& operator=(const channel_handler&) = delete;
 };
 
 struct channel_options {
