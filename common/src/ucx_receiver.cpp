@@ -43,7 +43,9 @@ constexpr std::size_t frame_prefix = wire::header_size + 16;  // frame + sequenc
 constexpr std::size_t receive_buffers = 2;   // registered rendezvous buffers per channel
 constexpr std::size_t pipeline_depth = 4;    // messages of one connection taken ahead of the session
 constexpr std::size_t kept_buffer_bytes = std::size_t{64} << 20;  // larger buffers are freed after use
-constexpr std::uint64_t flush_while_receiving = 32ull << 20;     // see process()
+// Messages one connection may have waiting ahead of its session (bytes: receiver_options::max_ahead_bytes).
+// An honest source's session has at most 65,536 tuples (docs/protocol.md): twice that is room.
+constexpr std::size_t max_inbox_messages = 131072;
 
 // One active message as it arrived: its frame header, the metadata when it rode in the header, and its
 // data (eager: bytes UCX keeps for us until released, or a copy when UCX could not keep them; rendezvous:
@@ -77,11 +79,12 @@ struct receive_buffer {
   bool busy = false;
 };
 
-struct ucx_conn {
+struct ucx_conn : std::enable_shared_from_this<ucx_conn> {
   ucp_ep_h ep = nullptr;
   std::uint64_t id = 0;  // connected by address: the id the source's messages carry; 0: through the listener
   std::string peer;
   std::map<std::uint64_t, message> inbox;  // by sequence number
+  std::uint64_t inbox_bytes = 0;           // eager bytes held in the inbox
   std::uint64_t next_seq = 0;
   std::uint64_t answer_seq = 0;
   steady::time_point deadline;
@@ -89,6 +92,9 @@ struct ucx_conn {
   bool closed = false;     // the session is over; waiting for the endpoint to go
   bool peer_gone = false;  // UCX reported the endpoint failed
   std::string gone_reason;
+  std::string refused;     // why a message of it was dropped (the session then fails with this reason)
+  bool flushing = false;   // a flush of its session is in flight
+  bool end_seen = false;   // END was taken: answered once every flush is
   std::deque<std::unique_ptr<stage>> stages;  // taken from the inbox, in order, not yet accepted
   bool receiving() const noexcept {
     return std::ranges::any_of(stages, [](const auto& s) { return s->request != nullptr && !s->ready(); });
@@ -283,6 +289,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       }
       return UCS_OK;
     }
+    if (!c->refused.empty()) return UCS_OK;  // failing: nothing more is taken
     message m;
     std::memcpy(m.frame.data(), header, wire::header_size);
     std::uint64_t seq = 0;
@@ -293,6 +300,13 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     }
     m.length = length;
     m.rndv = rndv;
+    const std::uint64_t held = rndv ? m.metadata.size() : length + m.metadata.size();
+    if (const char* why = refuse_ahead(*c, seq, held, self->options_.max_ahead_bytes)) {
+      // Dropped here (UCX frees what it passed); the session fails at the next drive().
+      if (c->refused.empty()) c->refused = why;
+      return UCS_OK;
+    }
+    c->inbox_bytes += held;
     if (length > 0 && !kept) {
       // Eager bytes UCX cannot leave with us (e.g. read from a TCP stream buffer): valid only during this
       // callback. Small messages take this path, so the copy is small.
@@ -305,6 +319,14 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     m.data = length > 0 ? data : nullptr;
     c->inbox.emplace(seq, std::move(m));
     return length > 0 ? UCS_INPROGRESS : UCS_OK;
+  }
+
+  // Why a message of sequence `seq` holding `held` bytes cannot wait in `c`'s inbox; null when it can.
+  static const char* refuse_ahead(const ucx_conn& c, std::uint64_t seq, std::uint64_t held, std::uint64_t most) {
+    if (seq < c.next_seq || c.inbox.contains(seq)) return "a message with a sequence number it sent before";
+    if (c.inbox.size() >= max_inbox_messages) return "more messages ahead of its session than a session holds";
+    if (c.inbox_bytes + held > most) return "more bytes ahead of its session than the receiver holds for one";
+    return nullptr;
   }
 
   static void on_received(void*, ucs_status_t status, size_t, void* user_data) {
@@ -371,6 +393,8 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
         if (c->peer_gone) {
           spdlog::info("receiver {}: connection from {} ended: {}", options_.target, c->peer, c->gone_reason);
           close(*c, false);
+        } else if (!c->refused.empty()) {
+          fail(*c, {c->session->last_id(), wire::error_code::bad_frame, "the source sent " + c->refused});
         } else {
           process(*c);
         }
@@ -417,15 +441,14 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   }
 
   void process(ucx_conn& c) {
-    while (!c.closed && !stopped_) {
+    while (!c.closed && !c.end_seen && !stopped_) {
+      if (c.flushing && c.session->pending_full()) return;  // on_flushed() goes on
       take(c);
       if (c.closed) return;
       if (c.stages.empty() || !c.stages.front()->ready()) {
-        // Nothing to hand over now. What was handed over becomes durable and is acknowledged meanwhile,
-        // unless the next payload is already arriving and the batch is small: then one repository write
-        // (one fsync) covers several tuples.
-        if (c.session->has_pending() && (c.stages.empty() || c.session->pending_bytes() >= flush_while_receiving))
-          flush(c);
+        // Nothing to hand over now: what was handed over becomes durable and is acknowledged meanwhile
+        // (the flush runs on the handler's thread; the next payloads go on arriving).
+        start_flush(c);
         return;
       }
       std::unique_ptr<stage> st = std::move(c.stages.front());
@@ -448,6 +471,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
       }
       auto st = std::make_unique<stage>();
       st->m = std::move(next->second);
+      c.inbox_bytes -= st->m.rndv ? st->m.metadata.size() : st->m.length + st->m.metadata.size();
       c.inbox.erase(next);
       ++c.next_seq;
       auto h = c.session->on_header(st->m.frame);
@@ -509,7 +533,8 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
   void complete(ucx_conn& c, stage& st) {
     if (st.h.type == wire::frame_type::end) {
       release(st.m);
-      if (flush(c) && send_answer(c, receiver_session::end_frame())) close(c, true);
+      c.end_seen = true;
+      finish_end(c);
       return;
     }
     if (st.buffer >= 0 && st.op.status != UCS_OK) {
@@ -572,19 +597,46 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     auto due = c.session->on_body(h, metadata, payload);
     if (!due) return fail(c, due.error());
     c.deadline = steady::now() + options_.idle_timeout;
-    if (*due) flush(c);
+    if (*due) start_flush(c);
   }
 
-  // Makes the pending tuples durable and sends their acks. False when the session failed.
-  bool flush(ucx_conn& c) {
-    if (!c.session->has_pending()) return true;
-    std::string out;
-    if (auto r = c.session->flush(out); !r) {
-      fail(c, r.error());
-      return false;
+  // After END: the session's last tuples are flushed, then END is answered and the connection closed.
+  void finish_end(ucx_conn& c) {
+    if (c.closed || c.flushing) return;  // on_flushed() comes back here
+    if (c.session->has_pending()) return start_flush(c);
+    if (send_answer(c, receiver_session::end_frame())) close(c, true);
+  }
+
+  // Starts making the pending tuples durable (unless a flush is in flight); on_flushed() sends their
+  // acks from this io_context.
+  void start_flush(ucx_conn& c) {
+    if (c.closed || c.flushing || !c.session->has_pending()) return;
+    c.flushing = true;
+    c.deadline = steady::time_point::max();  // the store has a deadline of its own
+    c.session->start_flush([self = shared_from_this(), conn = c.weak_from_this()](session_result<std::string> r) {
+      asio::post(self->io_, [self, conn, r = std::move(r)]() mutable { self->on_flushed(conn, std::move(r)); });
+    });
+  }
+
+  void on_flushed(const std::weak_ptr<ucx_conn>& conn, session_result<std::string> r) {
+    const auto c = conn.lock();
+    if (!c || stopped_) return;
+    c->flushing = false;
+    if (c->closed) return;  // the session ended meanwhile; its source resends what was not acknowledged
+    if (!r) {
+      fail(*c, r.error());
+    } else {
+      c->deadline = steady::now() + options_.idle_timeout;
+      if (!r->empty() && !send_answer(*c, std::move(*r))) return;
+      // What arrived meanwhile goes in the next flush at once: one store covers all of it.
+      if (c->end_seen) finish_end(*c);
+      else start_flush(*c);
     }
-    c.deadline = steady::now() + options_.idle_timeout;
-    return send_answer(c, std::move(out));
+    // This ran outside pump(): send what was queued, take what arrived meanwhile, and go on with the
+    // connections (this one's next tuples, when it had to wait for the flush).
+    while (ucp_worker_progress(worker_) != 0) {
+    }
+    drive();
   }
 
   static void on_answer_sent(void*, ucs_status_t, void* user_data) { delete static_cast<std::string*>(user_data); }
@@ -627,6 +679,7 @@ struct ucx_receiver::impl : std::enable_shared_from_this<ucx_receiver::impl> {
     c.closed = true;
     for (auto& [seq, m] : c.inbox) release(m);
     c.inbox.clear();
+    c.inbox_bytes = 0;
     const bool receiving = c.receiving();
     if (clean) c.session->finish();
     c.session->end();

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -43,8 +44,10 @@ struct keeping_handler : tuple_handler {
   std::vector<std::uint64_t> ids;
   std::map<std::uint64_t, std::vector<std::uint64_t>> pending;  // by lease
   int sessions = 0, clean_ends = 0;
+  std::chrono::milliseconds begin_delay{0};  // a handler slow to take a session
   result<void> begin_session(const lease_token&, const std::string&) override {
     ++sessions;
+    std::this_thread::sleep_for(begin_delay);
     return {};
   }
   result<void> on_tuple(const lease_token& l, const received_tuple& t) override {
@@ -80,11 +83,18 @@ struct ucx_channel {
     r.target = channel_target("w", 0);
     return r;
   }();
-  result<std::unique_ptr<ucx_receiver>> rx = ucx_receiver::start(io, o, h);
+  result<std::unique_ptr<ucx_receiver>> rx;
   std::thread t;
 
-  ucx_channel() {
+  explicit ucx_channel(std::uint64_t max_ahead_bytes = receiver_options{}.max_ahead_bytes,
+                       std::chrono::milliseconds begin_delay = {})
+      : rx(start(max_ahead_bytes, begin_delay)) {
     if (rx) t = std::thread([this] { io.run(); });
+  }
+  result<std::unique_ptr<ucx_receiver>> start(std::uint64_t max_ahead_bytes, std::chrono::milliseconds begin_delay) {
+    o.max_ahead_bytes = max_ahead_bytes;
+    h.begin_delay = begin_delay;
+    return ucx_receiver::start(io, o, h);
   }
   ~ucx_channel() { stop(); }
   // Stops the io thread, then the receiver: the handler's counts are final afterwards.
@@ -255,6 +265,54 @@ TEST_CASE("over UCX, tuples small and large arrive intact and are acknowledged i
 TEST_CASE("over UCX, four sessions at once share a channel's receive buffers; each arrives whole and in order") {
   if (!ucx_compiled_in()) return;
   concurrent_over_ucx(4, 12);
+}
+
+TEST_CASE("over UCX, a source that sends far ahead of its session gets an ERROR, and the channel serves on") {
+  if (!ucx_compiled_in()) return;
+  // While the handler takes the session (300 ms), 48 eager tuples of 16 KiB arrive: 768 KiB ahead of a
+  // session allowed 256 KiB.
+  ucx_channel ch(256 << 10, 300ms);
+  REQUIRE(ch.rx.has_value());
+  auto link = open_link(transport::ucx, "127.0.0.1", (*ch.rx)->port(), 5s, (*ch.rx)->address());
+  REQUIRE(link.has_value());
+  const auto token = mint_token("s", ch.o.target, 1, 1, 48, unix_seconds() + 60);
+  std::vector<std::byte> p(16 << 10, std::byte{7});
+  for (std::uint64_t id = 1; id <= 48; ++id) {
+    wire::frame_header fh;
+    fh.tuple_id = id;
+    fh.token = token;
+    fh.xxh3 = xxh3_64(p);
+    if (!(*link)->send(fh, {}, p, 5s)) break;  // the receiver may close first
+  }
+  std::optional<wire::frame_type> answer;
+  std::string text;
+  for (;;) {
+    auto a = (*link)->receive(10s);
+    if (!a || a->header.type != wire::frame_type::ack) {
+      if (a) answer = a->header.type, text = a->text;
+      break;
+    }
+  }
+  REQUIRE(answer.has_value());
+  CHECK(*answer == wire::frame_type::error);
+  CHECK(text.find("ahead of its session") != std::string::npos);
+  link->reset();
+  // Another source's session is served as before.
+  auto ok = open_link(transport::ucx, "127.0.0.1", (*ch.rx)->port(), 5s, (*ch.rx)->address());
+  REQUIRE(ok.has_value());
+  wire::frame_header fh;
+  fh.tuple_id = 100;
+  fh.token = mint_token("s", ch.o.target, 2, 100, 1, unix_seconds() + 60);
+  fh.xxh3 = xxh3_64(p);
+  REQUIRE((*ok)->send(fh, {}, p, 5s).has_value());
+  REQUIRE((*ok)->send_end(5s).has_value());
+  auto a = (*ok)->receive(10s);
+  REQUIRE(a.has_value());
+  CHECK(a->header.type == wire::frame_type::ack);
+  CHECK(a->header.tuple_id == 100);
+  ok->reset();
+  ch.stop();
+  CHECK(ch.h.by_lease[2].size() == 1);
 }
 
 TEST_CASE("over UCX by address, a bad worker address or a receiver that is gone gives a clear error") {
