@@ -31,8 +31,8 @@ struct options {
   std::uint64_t queue_max_bytes = 64ull << 30;    // past this, leases answer 503 (push back)
   std::chrono::milliseconds worker_timeout{3000}; // a worker silent this long is removed
   std::size_t dispatch_threads = 4;               // queue → channel transfers at once
-  std::size_t dispatch_batch_tuples = 64;         // tuples per queue → channel session
-  std::uint64_t dispatch_batch_bytes = 256ull << 20;
+  std::size_t dispatch_batch_tuples = 4096;       // tuples per queue → channel session, at most
+  std::uint64_t dispatch_batch_bytes = 64ull << 20;  // ... and payload bytes (a source's session size)
   int http_threads = 2;
   std::string repository_url;                     // the repository: for started workers and the dashboard's
                                                   // science preview (proxied, same origin); "" = none
