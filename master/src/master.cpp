@@ -17,6 +17,8 @@
 #include "web.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -66,14 +68,14 @@ class queue_handler : public tuple_handler {
     return {};
   }
   result<std::vector<ack>> flush(const lease_token& lease) override {
-    auto ids = std::move(pending_[lease.lease_id]);
-    pending_.erase(lease.lease_id);
-    if (auto r = queue_.sync(); !r) return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
-    std::vector<ack> acks;
-    acks.reserve(ids.size());
-    for (auto id : ids) acks.push_back({id, wire::ack_status::queued, {}});
-    if (on_queued) on_queued();
-    return acks;
+    return sync(take_pending(lease), queue_.written());
+  }
+  // On the sync thread: the io thread goes on appending the next tuples, and sessions whose flushes
+  // wait together share one fdatasync (overflow_queue::sync_through).
+  void flush_async(const lease_token& lease, flush_done done) override {
+    boost::asio::post(syncer_, [this, ids = take_pending(lease), at = queue_.written(), done = std::move(done)]() mutable {
+      done(sync(std::move(ids), at));
+    });
   }
   void end_session(const lease_token& lease, bool) override { pending_.erase(lease.lease_id); }
 
@@ -96,7 +98,25 @@ class queue_handler : public tuple_handler {
 
   std::function<void()> on_queued;
 
+  // Waits for the syncs started by flush_async().
+  void join() { syncer_.join(); }
+
  private:
+  std::vector<std::uint64_t> take_pending(const lease_token& lease) {
+    auto ids = std::move(pending_[lease.lease_id]);
+    pending_.erase(lease.lease_id);
+    return ids;
+  }
+  result<std::vector<ack>> sync(std::vector<std::uint64_t> ids, std::uint64_t through) {
+    if (auto r = queue_.sync_through(through); !r)
+      return make_error(static_cast<int>(wire::error_code::internal), r.error().message);
+    std::vector<ack> acks;
+    acks.reserve(ids.size());
+    for (auto id : ids) acks.push_back({id, wire::ack_status::queued, {}});
+    if (on_queued) on_queued();
+    return acks;
+  }
+
   // Leases are pruned when they expire; this bounds the map against a flood of lease requests.
   static constexpr std::size_t max_tracked = 1 << 16;
   struct queue_lease {
@@ -104,6 +124,7 @@ class queue_handler : public tuple_handler {
     std::uint32_t expires_at = 0;
   };
   overflow_queue& queue_;
+  boost::asio::thread_pool syncer_{1};  // flush_async's syncs, in order
   std::map<std::uint64_t, std::vector<std::uint64_t>> pending_;  // lease id -> appended, not yet acked
   std::map<std::uint64_t, std::uint32_t> used_;  // lease id -> expiry
   std::mutex mutex_;  // guards the two maps below (REST threads and the queue's io thread)
@@ -540,7 +561,7 @@ struct master::impl {
         {"queue",
          {{"length", q.length}, {"bytes", q.bytes}, {"memory_bytes", q.memory_bytes}, {"in_flight", q.in_flight},
           {"enqueued_total", q.enqueued_total}, {"dispatched_total", q.completed_total},
-          {"corrupt_total", q.corrupt_total}, {"read_errors", q.read_errors},
+          {"corrupt_total", q.corrupt_total}, {"read_errors", q.read_errors}, {"syncs", q.syncs},
           {"port", queue_rx ? queue_rx->port() : 0}}},
         {"counters",
          {{"leases", leases.load()}, {"channel_leases", channel_leases.load()}, {"queue_leases", queue_leases.load()},
@@ -909,6 +930,7 @@ void master::stop() {
   d.http_io.stop();
   d.queue_io.stop();
   for (auto& t : d.threads) t.join();
+  d.qhandler->join();  // its syncs answer through queue_io, which must outlive them
 }
 
 }  // namespace hio::master

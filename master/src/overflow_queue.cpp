@@ -247,8 +247,9 @@ result<std::uint64_t> overflow_queue::append(std::uint64_t tuple_id, std::uint64
                       "the overflow queue is full (" + std::to_string(stats_.bytes) + " of " +
                           std::to_string(options_.max_bytes) + " bytes); retry later");
   if (segment_size_ >= options_.segment_bytes) {
-    if (dirty_ && ::fdatasync(segment_fd_) != 0) return make_error(500, sys_error("queue fdatasync failed"));
-    dirty_ = false;
+    if (synced_seq_ < next_seq_ && ::fdatasync(segment_fd_) != 0)
+      return make_error(500, sys_error("queue fdatasync failed"));
+    synced_seq_ = next_seq_;
     if (auto r = open_segment(segment_ + 1); !r) return r.error();
   }
   const auto head = encode_head({tuple_id, xxh3, static_cast<std::uint32_t>(metadata.size()), payload.size()});
@@ -266,7 +267,6 @@ result<std::uint64_t> overflow_queue::append(std::uint64_t tuple_id, std::uint64
   e.seq = next_seq_++;
   const std::uint64_t seq = e.seq;
   entries_.push_back(std::move(e));
-  dirty_ = true;
   ++stats_.length;
   ++stats_.enqueued_total;
   stats_.bytes += payload.size();
@@ -278,10 +278,34 @@ std::uint64_t overflow_queue::oldest_sequence() const {
   return entries_.empty() ? std::numeric_limits<std::uint64_t>::max() : entries_.front().seq;
 }
 
-result<void> overflow_queue::sync() {
+result<void> overflow_queue::sync() { return sync_through(written()); }
+
+std::uint64_t overflow_queue::written() const {
   std::lock_guard lock(mutex_);
-  if (dirty_ && ::fdatasync(segment_fd_) != 0) return make_error(500, sys_error("queue fdatasync failed"));
-  dirty_ = false;
+  return next_seq_;
+}
+
+result<void> overflow_queue::sync_through(std::uint64_t position) {
+  std::unique_lock lock(mutex_);
+  synced_cv_.wait(lock, [&] { return synced_seq_ >= position || !syncing_; });
+  if (synced_seq_ >= position) return {};
+  // A segment that rolls over meanwhile is synced by append() before it is closed; this descriptor
+  // keeps the one written now open until its sync is done.
+  const std::uint64_t through = next_seq_;
+  const int fd = ::dup(segment_fd_);
+  if (fd < 0) return make_error(500, sys_error("queue fdatasync failed"));
+  syncing_ = true;
+  lock.unlock();
+  const bool ok = ::fdatasync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  lock.lock();
+  syncing_ = false;
+  ++stats_.syncs;
+  if (ok) synced_seq_ = std::max(synced_seq_, through);
+  synced_cv_.notify_all();
+  errno = saved;
+  if (!ok) return make_error(500, sys_error("queue fdatasync failed"));
   return {};
 }
 

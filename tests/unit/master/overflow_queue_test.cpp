@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <random>
+#include <thread>
 #include <unistd.h>
 
 using namespace hio;
@@ -48,6 +49,32 @@ TEST_CASE("tuples come out in the order they went in, intact") {
   CHECK(batch[3].tuple_id == 1);
   for (const auto& t : batch) CHECK(xxh3_64(*t.payload) == t.xxh3);
   CHECK(batch[0].metadata == R"({"source":"s"})");
+}
+
+TEST_CASE("a sync covers every append before it: a flush it covers needs no fdatasync of its own") {
+  temp_dir d;
+  auto q = overflow_queue::open({d.path}).value();
+  put(*q, 1, 100);
+  const auto first = q->written();
+  put(*q, 2, 100);
+  REQUIRE(q->sync_through(first).has_value());  // syncs both appends
+  CHECK(q->stats().syncs == 1);
+  REQUIRE(q->sync_through(first).has_value());
+  REQUIRE(q->sync_through(q->written()).has_value());
+  CHECK(q->stats().syncs == 1);
+  put(*q, 3, 100);
+  REQUIRE(q->sync().has_value());
+  CHECK(q->stats().syncs == 2);
+  // Concurrent flushes: each returns only once its own appends are durable, sharing fdatasyncs.
+  std::vector<std::thread> ts;
+  for (std::uint64_t t = 0; t < 8; ++t)
+    ts.emplace_back([&, t] {
+      put(*q, 100 + t, 1000);
+      CHECK(q->sync_through(q->written()).has_value());
+    });
+  for (auto& t : ts) t.join();
+  CHECK(q->stats().syncs <= 2 + 8);
+  CHECK(q->stats().length == 11);
 }
 
 TEST_CASE("a full batch stops at the byte limit but always takes one tuple") {

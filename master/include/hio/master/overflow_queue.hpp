@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -39,6 +40,7 @@ struct queue_stats {
   std::uint64_t in_flight = 0;
   std::uint64_t enqueued_total = 0, completed_total = 0, corrupt_total = 0;
   std::uint64_t read_errors = 0;   // takes that stopped at a segment that could not be read (kept queued)
+  std::uint64_t syncs = 0;         // fdatasyncs of appended tuples (sessions share them)
 };
 
 // How many queued tuples one dispatch session to a free channel should carry: the available backlog spread
@@ -65,6 +67,12 @@ class overflow_queue {
                       std::span<const std::byte> payload);
   // Makes every append so far durable.
   result<void> sync();
+  // The position sync_through() takes: every append so far.
+  std::uint64_t written() const;
+  // Makes every append before `position` (a written() value) durable. Several callers share one
+  // fdatasync: one that finds a sync in progress waits for it, then syncs only if it is not covered;
+  // appends go on meanwhile (the sync runs outside the queue's lock).
+  result<void> sync_through(std::uint64_t position);
 
   // Up to `max_tuples` / `max_bytes` (at least one tuple) of the oldest entries not in flight, marked in
   // flight, payloads loaded. A tuple whose bytes on disk no longer match its XXH3 is dropped, counted
@@ -111,8 +119,10 @@ class overflow_queue {
   std::uint32_t segment_ = 0;
   std::uint64_t segment_size_ = 0;
   int consumed_fd_ = -1;
-  bool dirty_ = false;
   std::uint64_t next_seq_ = 1;
+  std::uint64_t synced_seq_ = 1;  // appends with a sequence number below it are durable
+  bool syncing_ = false;           // an fdatasync runs outside the lock
+  std::condition_variable synced_cv_;
   queue_stats stats_;
   std::chrono::steady_clock::time_point last_read_warning_{};  // read errors are logged once a second
 };
