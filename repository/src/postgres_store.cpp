@@ -544,7 +544,8 @@ class postgres_store final : public store {
                             " FROM (SELECT *, sum(octet_length(blob)) OVER (ORDER BY cursor) AS page_bytes"
                             " FROM hio_tuples WHERE cursor > $1 ORDER BY cursor LIMIT $2) page"
                             " WHERE page_bytes - octet_length(blob) < $3 ORDER BY cursor";
-    auto q = s.exec(sql.c_str(), params().i64(clamp_i64(after)).i64(clamp_i64(limit)).i64(clamp_i64(s.options.page_bytes)));
+    auto q = s.exec(sql.c_str(),
+                    params().i64(clamp_i64(after)).i64(clamp_i64(limit)).i64(clamp_i64(s.options.page_bytes)));
     if (!q) return q.error();
     const std::string what = "records after cursor " + std::to_string(after);
     if (auto r = check_shape(q->get(), row_types, what); !r) return r.error();

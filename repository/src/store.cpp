@@ -399,8 +399,9 @@ struct sqlite_impl {
     return {};
   }
 
-  result<void> commit_rows(const std::vector<const feature_record*>& records, const std::vector<segment_location>& where,
-                           std::uint64_t duplicates, std::uint64_t conflicts) {
+  result<void> commit_rows(const std::vector<const feature_record*>& records,
+                           const std::vector<segment_location>& where, std::uint64_t duplicates,
+                           std::uint64_t conflicts) {
     if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
     auto body = [&]() -> result<void> {
       for (std::size_t i = 0; i < records.size(); ++i) {
