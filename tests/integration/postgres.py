@@ -62,7 +62,7 @@ class Postgres:
         return pg
 
     def _popen_kwargs(self):
-        return {"user": self.user, "group": "postgres"} if self.user else {}
+        return {"user": self.user, "group": "postgres", "extra_groups": []} if self.user else {}
 
     def _launch(self, port, timeout=30, same_port=False):
         for attempt in range(1 if same_port else 5):
