@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--provisioner", up.provisioner, "With --autoscale: local, slurm, kubernetes, command:OUT|IN")
       ->capture_default_str();
   up_cmd->add_option("--master-arg", up.master_args, "Pass this argument to hio-master (repeatable), e.g. --master-arg=--slurm-partition=short");
+  up_cmd->add_option("--store", up.store,
+                     "The repository's database: postgres://user@host:port/db (default: SQLite under --data-dir; "
+                     "docs/repository.md)");
   up_cmd->add_option("--discovery-interval", up.discovery_interval, "Seconds between hio-discovery ticks")
       ->capture_default_str()->check(CLI::PositiveNumber);
 

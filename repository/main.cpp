@@ -47,7 +47,11 @@ int main(int argc, char** argv) {
   std::string port_file;
   std::string log_level = "info";
   unsigned threads = 2;
-  app.add_option("--data-dir", data_dir, "Directory of the store")->capture_default_str();
+  app.add_option("--data-dir", data_dir, "Directory of the SQLite store")->capture_default_str();
+  app.add_option("--store", options.store,
+                 "PostgreSQL database instead of SQLite: postgres://user@host:port/db, postgresql://... or a libpq "
+                 "key=value conninfo (several repositories may share one database; see docs/repository.md)")
+      ->envname("HIO_REPOSITORY_STORE");
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "Port to listen on (0: any free port)")->capture_default_str();
   app.add_option("--port-file", port_file, "Once listening, write the bound port to this file");
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<hio::repository::store> store = std::move(*opened);
   const auto records = store->counts().records;
+  const auto where = store->location();
 
   try {
     boost::asio::io_context io(static_cast<int>(threads));
@@ -102,7 +107,7 @@ int main(int argc, char** argv) {
     });
 
     spdlog::info("listening on http://{}:{}, data in {}, {} records", options.host, port,
-                 std::filesystem::absolute(options.data_dir).string(), records);
+                 where, records);
 
     std::atomic<int> status{0};
     auto run = [&] {

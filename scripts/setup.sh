@@ -10,6 +10,7 @@ packages=(
   libzstd-dev libcereal-dev libhwloc-dev libspdlog-dev libfmt-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   libsqlite3-dev libxxhash-dev xxhash
+  postgresql libpq-dev
   libfftw3-dev
   libhdf5-dev python3-h5py
   libucx-dev

@@ -148,6 +148,9 @@ int up(const up_options& o) {
   // The processes started here stop when this one dies, even by kill -9 (stop_with_parent()).
   ::setenv(stop_with_parent_env, std::to_string(::getpid()).c_str(), 1);
 
+  // Through the environment rather than argv: a URL may hold a password, and argv is visible in ps.
+  if (!o.store.empty()) ::setenv("HIO_REPOSITORY_STORE", o.store.c_str(), 1);
+
   const fs::path bin = bin_dir();
   const std::string host = o.host;
   child repo{"repository",

@@ -225,7 +225,7 @@ class service {
 }  // namespace
 
 store_options to_store_options(const service_options& options) {
-  return store_options{options.data_dir, options.segment_bytes};
+  return store_options{options.data_dir, options.segment_bytes, options.store};
 }
 
 std::uint64_t body_limit(std::string_view method, std::string_view path) noexcept {

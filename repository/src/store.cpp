@@ -1,5 +1,6 @@
 #include <hio/repository/store.hpp>
 
+#include "backends.hpp"
 #include "blob.hpp"
 
 #include <spdlog/spdlog.h>
@@ -139,15 +140,13 @@ std::string column_text(sqlite3_stmt* s, int i) {
            : std::string();
 }
 
-struct location {
+struct segment_location {
   std::uint32_t segment = 0;
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
 };
 
-}  // namespace
-
-struct store::impl {
+struct sqlite_impl {
   store_options options;
   std::filesystem::path segments_dir;
   mutable std::mutex mutex;
@@ -343,7 +342,7 @@ struct store::impl {
   }
 
   // Writes the blobs of `records` to segments and makes them durable; fills `where`.
-  result<void> write_blobs(const std::vector<const feature_record*>& records, std::vector<location>& where) {
+  result<void> write_blobs(const std::vector<const feature_record*>& records, std::vector<segment_location>& where) {
     std::string pending;
     std::uint64_t pending_at = segment_end;
     for (const auto* r : records) {
@@ -381,7 +380,7 @@ struct store::impl {
     return {};
   }
 
-  result<void> insert(const feature_record& r, const location& at) {
+  result<void> insert(const feature_record& r, const segment_location& at) {
     auto* s = insert_stmt.get();
     stmt_use use(s);
     sqlite3_bind_int64(s, 1, as_i64(r.tuple_id));
@@ -400,8 +399,9 @@ struct store::impl {
     return {};
   }
 
-  result<void> commit_rows(const std::vector<const feature_record*>& records, const std::vector<location>& where,
-                           std::uint64_t duplicates, std::uint64_t conflicts) {
+  result<void> commit_rows(const std::vector<const feature_record*>& records,
+                           const std::vector<segment_location>& where, std::uint64_t duplicates,
+                           std::uint64_t conflicts) {
     if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
     auto body = [&]() -> result<void> {
       for (std::size_t i = 0; i < records.size(); ++i) {
@@ -471,11 +471,31 @@ struct store::impl {
   }
 };
 
-store::store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-store::~store() = default;
+// The SQLite backend (see store.hpp).
+class sqlite_store final : public store {
+ public:
+  explicit sqlite_store(std::unique_ptr<sqlite_impl> p) : impl_(std::move(p)) {}
+  result<put_result> put(std::vector<feature_record> batch) override;
+  result<std::vector<feature_record>> since(std::uint64_t after, std::size_t limit) override;
+  result<std::optional<feature_record>> get(std::uint64_t tuple_id) override;
+  result<knowledge_entry> put_knowledge(std::string document, std::string summary,
+                                        std::int64_t stored_at_ms) override;
+  result<std::optional<knowledge_entry>> knowledge(std::uint64_t version) override;
+  result<std::vector<knowledge_entry>> knowledge_history(std::size_t limit) override;
+  store_counts counts() const override;
+  const store_options& options() const noexcept override;
+  std::string location() const override;
 
-result<std::unique_ptr<store>> store::open(store_options options) {
-  auto p = std::make_unique<impl>();
+ private:
+  std::unique_ptr<sqlite_impl> impl_;
+};
+
+}  // namespace
+
+namespace detail {
+
+result<std::unique_ptr<store>> open_sqlite(store_options options) {
+  auto p = std::make_unique<sqlite_impl>();
   p->options = std::move(options);
   if (p->options.segment_bytes == 0) return make_error(500, "segment_bytes must be positive");
   p->segments_dir = p->options.data_dir / "segments";
@@ -484,10 +504,12 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   if (ec) return make_error(500, "cannot create " + p->segments_dir.string() + ": " + ec.message());
   if (auto r = p->open_database(); !r) return r.error();
   if (auto r = p->open_segments(); !r) return r.error();
-  return std::unique_ptr<store>(new store(std::move(p)));
+  return std::unique_ptr<store>(new sqlite_store(std::move(p)));
 }
 
-result<put_result> store::put(std::vector<feature_record> batch) {
+}  // namespace detail
+
+result<put_result> sqlite_store::put(std::vector<feature_record> batch) {
   auto& s = *impl_;
   std::lock_guard lock(s.mutex);
   put_result out;
@@ -514,7 +536,7 @@ result<put_result> store::put(std::vector<feature_record> batch) {
     else fresh.push_back(&r);
   }
 
-  std::vector<location> where;
+  std::vector<segment_location> where;
   where.reserve(fresh.size());
   if (auto r = s.write_blobs(fresh, where); !r) {
     s.resync_end();
@@ -533,7 +555,7 @@ result<put_result> store::put(std::vector<feature_record> batch) {
   return out;
 }
 
-result<std::vector<feature_record>> store::since(std::uint64_t after, std::size_t limit) {
+result<std::vector<feature_record>> sqlite_store::since(std::uint64_t after, std::size_t limit) {
   auto& s = *impl_;
   std::lock_guard lock(s.mutex);
   std::vector<feature_record> out;
@@ -553,7 +575,7 @@ result<std::vector<feature_record>> store::since(std::uint64_t after, std::size_
   return out;
 }
 
-result<std::optional<feature_record>> store::get(std::uint64_t tuple_id) {
+result<std::optional<feature_record>> sqlite_store::get(std::uint64_t tuple_id) {
   auto& s = *impl_;
   std::lock_guard lock(s.mutex);
   auto* q = s.by_id_stmt.get();
@@ -567,7 +589,7 @@ result<std::optional<feature_record>> store::get(std::uint64_t tuple_id) {
   return std::optional<feature_record>(std::move(*r));
 }
 
-result<knowledge_entry> store::put_knowledge(std::string document, std::string summary,
+result<knowledge_entry> sqlite_store::put_knowledge(std::string document, std::string summary,
                                              std::int64_t stored_at_ms) {
   auto& s = *impl_;
   std::lock_guard lock(s.mutex);
@@ -587,7 +609,7 @@ result<knowledge_entry> store::put_knowledge(std::string document, std::string s
   return e;
 }
 
-result<std::optional<knowledge_entry>> store::knowledge(std::uint64_t version) {
+result<std::optional<knowledge_entry>> sqlite_store::knowledge(std::uint64_t version) {
   auto& s = *impl_;
   std::lock_guard lock(s.mutex);
   auto* q = version == 0 ? s.knowledge_latest_stmt.get() : s.knowledge_by_version_stmt.get();
@@ -606,7 +628,7 @@ result<std::optional<knowledge_entry>> store::knowledge(std::uint64_t version) {
   return std::optional<knowledge_entry>(std::move(e));
 }
 
-result<std::vector<knowledge_entry>> store::knowledge_history(std::size_t limit) {
+result<std::vector<knowledge_entry>> sqlite_store::knowledge_history(std::size_t limit) {
   auto& s = *impl_;
   std::lock_guard lock(s.mutex);
   std::vector<knowledge_entry> out;
@@ -626,11 +648,13 @@ result<std::vector<knowledge_entry>> store::knowledge_history(std::size_t limit)
   return out;
 }
 
-store_counts store::counts() const {
+store_counts sqlite_store::counts() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->counts;
 }
 
-const store_options& store::options() const noexcept { return impl_->options; }
+const store_options& sqlite_store::options() const noexcept { return impl_->options; }
+
+std::string sqlite_store::location() const { return std::filesystem::absolute(impl_->options.data_dir).string(); }
 
 }  // namespace hio::repository

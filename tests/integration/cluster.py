@@ -81,20 +81,41 @@ def wait_for(predicate, timeout, what):
 
 
 class Cluster:
-    def __init__(self, workers=2, channels=2, processor="noop", master_args=(), worker_args=(), wait=True):
+    def __init__(self, workers=2, channels=2, processor="noop", master_args=(), worker_args=(), wait=True,
+                 repository_args=()):
+        """repository_args: more hio-repository flags, e.g. ["--store", postgres_url]."""
         self.dir = tempfile.mkdtemp(prefix="hio-it-")
         self.env = dict(os.environ, HIO_SECRET=SECRET)
         self.master_args = list(master_args)
         self.worker_args = list(worker_args)
+        self.repository_args = list(repository_args)
         self.processes = []
-        self.repository = self._server("repository", [os.path.join(BIN, "hio-repository"),
-                                                      "--data-dir", os.path.join(self.dir, "repository")])
+        self.repository = self._start_repository("repository")
         self.repository_url = f"http://127.0.0.1:{self._port('repository')}"
         self.master_port = None
         self.master = self._start_master()
         self.workers = [self.add_worker(f"w{i + 1}", channels, processor) for i in range(workers)]
         if wait:
             self.wait_workers(workers)
+
+    def _start_repository(self, name, port=0):
+        return self._server(name, [os.path.join(BIN, "hio-repository"), "--data-dir", os.path.join(self.dir, name),
+                                   "--port", str(port), *self.repository_args])
+
+    def add_repository(self, name):
+        """Another repository process with the same flags (with --store, on the same database); its URL."""
+        self._start_repository(name)
+        return f"http://127.0.0.1:{self._port(name)}"
+
+    def restart_repository(self, kill=True):
+        """Stops the first repository (kill -9 or SIGTERM) and starts it again on the same port."""
+        port = self._port("repository")
+        if kill:
+            self.repository.kill9()
+        else:
+            self.repository.stop()
+        self.processes.remove(self.repository)
+        self.repository = self._start_repository("repository", port)
 
     def _server(self, name, argv):
         port_file = os.path.join(self.dir, f"{name}.port")
@@ -127,9 +148,10 @@ class Cluster:
         self.processes.remove(self.master)
         self.master = self._start_master()
 
-    def add_worker(self, name, channels=2, processor="noop"):
+    def add_worker(self, name, channels=2, processor="noop", repository_url=None):
         p = Process(name, [os.path.join(BIN, "hio-worker"), "--master", self.master_url,
-                           "--repository", self.repository_url, "--name", name, "--channels", str(channels),
+                           "--repository", repository_url or self.repository_url, "--name", name,
+                           "--channels", str(channels),
                            "--processor", processor, *self.worker_args],
                     os.path.join(self.dir, f"{name}.log"), self.env)
         self.processes.append(p)
@@ -145,11 +167,11 @@ class Cluster:
         """Tuples acknowledged as QUEUED are the master's until a channel stores them: wait for that."""
         wait_for(lambda: self.status()["queue"]["length"] == 0, timeout, "the overflow queue to drain")
 
-    def records(self):
+    def records(self, repository_url=None):
         """Every stored record, from the repository's JSON lines."""
         out, after = [], 0
         while True:
-            status, body = http("GET", f"{self.repository_url}/v1/features?after={after}&limit=10000")
+            status, body = http("GET", f"{repository_url or self.repository_url}/v1/features?after={after}&limit=10000")
             assert status == 200, body
             lines = [json.loads(l) for l in body.decode().splitlines() if l.strip()]
             out += lines

@@ -25,6 +25,7 @@ struct up_options {
   std::string provisioner = "local";   // with autoscale: local, slurm, kubernetes, command:OUT|IN
   std::vector<std::string> master_args; // passed to hio-master as they are (e.g. --slurm-partition=short)
   double discovery_interval = 10;       // seconds between hio-discovery ticks
+  std::string store;                    // the repository's --store (a PostgreSQL URL); empty: SQLite in data_dir
 };
 int up(const up_options& o);
 

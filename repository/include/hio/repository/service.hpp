@@ -32,6 +32,7 @@ struct service_options {
   std::uint16_t port = 0;                                    // 0: any free port
   std::string secret;  // cluster secret; when set, POSTs need "Authorization: Bearer <secret>"
   std::uint64_t segment_bytes = 256ull << 20;  // the store's segment rollover size
+  std::string store;  // empty: SQLite in data_dir; else a PostgreSQL URL or conninfo (store_options::store)
 };
 
 inline constexpr std::size_t default_page_records = 1000;  // GET /v1/features without limit=

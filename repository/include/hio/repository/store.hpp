@@ -11,14 +11,25 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hio::repository {
 
 struct store_options {
-  std::filesystem::path data_dir = "./hio-data/repository";  // holds repository.db and segments/
-  std::uint64_t segment_bytes = 256ull << 20;  // a segment file rolls over before it grows past this
+  std::filesystem::path data_dir = "./hio-data/repository";  // SQLite: holds repository.db and segments/
+  std::uint64_t segment_bytes = 256ull << 20;  // SQLite: a segment file rolls over before it grows past this
+  // Empty: SQLite in data_dir. A postgres:// or postgresql:// URL or a libpq key=value conninfo:
+  // PostgreSQL, where data_dir and segment_bytes are unused.
+  std::string store;
+  std::uint64_t page_bytes = 64ull << 20;  // PostgreSQL: since() stops at this many blob bytes (one record at least)
 };
+
+// Whether `store` (store_options::store) names a PostgreSQL database rather than SQLite.
+bool is_postgres(std::string_view store) noexcept;
+
+// `store` with any password replaced by "***", for logs.
+std::string redacted(std::string_view store);
 
 struct put_result {
   std::uint64_t stored = 0;      // records new to the store, now durable
@@ -45,18 +56,28 @@ struct knowledge_entry {
   std::string document;              // the document's JSON text as handed to put_knowledge ("" in history rows)
 };
 
-// A durable, idempotent store of feature_record. Row metadata lives in SQLite (WAL, synchronous=FULL);
-// each record's metadata text and features live as a checksummed blob in append-only segment files
+// A durable, idempotent store of feature_record, keyed by tuple id. Two implementations, picked by open():
+//
+// SQLite (store_options::store empty): row metadata lives in SQLite (WAL, synchronous=FULL); each
+// record's metadata text and features live as a checksummed blob in append-only segment files
 // (segments/NNNNNN.seg). put() writes the blobs, fdatasyncs the segment, then commits the rows, so
 // everything put() reported survives kill -9; bytes written before a crash and never committed are
-// ignored. Thread-safe: one mutex serialises all calls. The store owns its files until destroyed, and
-// one data_dir must be opened by one store (one process) at a time.
+// ignored. One data_dir must be opened by one store (one process) at a time.
+//
+// PostgreSQL (a URL or conninfo): rows and the same checksummed blobs (bytea) live in the database,
+// so several stores (several processes, several hosts) may serve one database; put() commits one
+// transaction per batch, and cursors and knowledge versions are assigned in commit order across all
+// of them (see postgres_store.cpp). A lost connection is re-established on the next call.
+//
+// Both are thread-safe: one mutex serialises all calls of one store. The store owns its files or its
+// connection until destroyed.
 class store {
  public:
-  // Creates data_dir when missing. Error (code 500) when the directory, database or last segment
-  // cannot be opened or the database has a foreign schema.
+  // Opens the backend store_options::store names. SQLite: creates data_dir when missing. PostgreSQL:
+  // creates or migrates the schema. Error (code 500) when the directory, database or last segment
+  // cannot be opened, the server cannot be reached, or the database has a foreign or newer schema.
   static result<std::unique_ptr<store>> open(store_options options);
-  ~store();
+  virtual ~store() = default;
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
@@ -65,33 +86,39 @@ class store {
   // a duplicate (a resend of the same tuple), otherwise a conflict, listed in put_result::conflicts.
   // All-or-nothing: on error (code 500 for I/O or database failures, 400 for a record too large to
   // encode) nothing of the batch is stored.
-  result<put_result> put(std::vector<feature_record> batch);
+  virtual result<put_result> put(std::vector<feature_record> batch) = 0;
 
-  // Records with cursor > `after`, ascending by cursor, at most `limit`, each with its cursor set.
-  // Error (code 500) when the database or a segment cannot be read or a blob fails its checksum.
-  result<std::vector<feature_record>> since(std::uint64_t after, std::size_t limit);
+  // Records with cursor > `after`, ascending by cursor, at most `limit`, each with its cursor set. A
+  // cursor once returned is never followed later by a smaller one. Error (code 500) when the database
+  // or a segment cannot be read or a blob fails its checksum.
+  virtual result<std::vector<feature_record>> since(std::uint64_t after, std::size_t limit) = 0;
 
   // The record of `tuple_id` (cursor set), nullopt when absent; error as for since().
-  result<std::optional<feature_record>> get(std::uint64_t tuple_id);
+  virtual result<std::optional<feature_record>> get(std::uint64_t tuple_id) = 0;
 
-  // Stores a knowledge document durably (one SQLite transaction) under the next version. Error (code 500)
+  // Stores a knowledge document durably (one transaction) under the next version. Error (code 500)
   // when the database cannot be written.
-  result<knowledge_entry> put_knowledge(std::string document, std::string summary, std::int64_t stored_at_ms);
+  virtual result<knowledge_entry> put_knowledge(std::string document, std::string summary,
+                                                std::int64_t stored_at_ms) = 0;
 
   // The entry of `version` (0: the newest) with its document; nullopt when there is none. Error (code 500)
   // when the database cannot be read.
-  result<std::optional<knowledge_entry>> knowledge(std::uint64_t version);
+  virtual result<std::optional<knowledge_entry>> knowledge(std::uint64_t version) = 0;
 
   // Up to `limit` entries, newest first, without their documents; error as for knowledge().
-  result<std::vector<knowledge_entry>> knowledge_history(std::size_t limit);
+  virtual result<std::vector<knowledge_entry>> knowledge_history(std::size_t limit) = 0;
 
-  store_counts counts() const;
-  const store_options& options() const noexcept;
+  // SQLite: this process's counts. PostgreSQL: records, stored, failed, batches, duplicates and
+  // conflicts of the whole database (every process), the last values read when it cannot be reached;
+  // rows_read of this process.
+  virtual store_counts counts() const = 0;
+  virtual const store_options& options() const noexcept = 0;
 
- private:
-  struct impl;
-  explicit store(std::unique_ptr<impl> p);
-  std::unique_ptr<impl> impl_;
+  // Where the data lives, for logs: a directory, or the database with any password hidden.
+  virtual std::string location() const = 0;
+
+ protected:
+  store() = default;
 };
 
 }  // namespace hio::repository
