@@ -23,6 +23,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <thread>
 
@@ -167,7 +168,7 @@ struct master::impl {
   scale_decision last_decision;
 
   std::atomic<std::uint64_t> leases{0}, channel_leases{0}, queue_leases{0}, tuples_leased{0}, refusals{0},
-      dispatched{0}, dispatch_failures{0}, bad_requests{0}, ucx_leases{0};
+      dispatched{0}, dispatch_failures{0}, bad_requests{0}, ucx_leases{0}, retry_refusals{0};
 
   explicit impl(options o)
       : opt(std::move(o)), cm(channel_manager::options{opt.lease_ttl + 2s, opt.worker_timeout}),
@@ -252,6 +253,42 @@ struct master::impl {
     return repository.get(p);
   }
 
+  // A retry's ids and count, from {"first": F, "count": K, "issued": {"first": F0, "count": K0, "key": k}}:
+  // [F, F + K) must lie in [F0, F0 + K0), a range this master handed out, and k must be that range's
+  // retry key, which only the source it was handed to holds. Errors: 400 (malformed, ids never issued),
+  // 403 (no key, or not the key of those ids).
+  result<std::pair<std::uint64_t, std::uint32_t>> check_retry(const json& rt) const {
+    const auto unsigned_field = [](const json& o, const char* key) {
+      return o.contains(key) && o[key].is_number_unsigned();
+    };
+    if (!rt.is_object() || !unsigned_field(rt, "first") || (rt.contains("count") && !unsigned_field(rt, "count")))
+      return make_error(400, R"("retry" must be {"first": <tuple id>, "count": <n>, "issued": {...}})");
+    const auto first = rt["first"].get<std::uint64_t>();
+    const auto n = rt.value("count", std::uint64_t{1});
+    if (n == 0 || n > opt.max_session_tuples)
+      return make_error(400, "retry count must be 1.." + std::to_string(opt.max_session_tuples));
+    const std::uint64_t issued_end = tuple_ids->peek();  // ids below it were handed out
+    if (first == 0 || first > issued_end || n > issued_end - first)
+      return make_error(400, "retry names tuple ids this master never issued");
+    if (!rt.contains("issued"))
+      return make_error(403, "a retry lease needs the retry key of the lease that issued its ids: "
+                             R"("issued": {"first": F, "count": K, "key": "<retry_key>"})");
+    const auto& is = rt["issued"];
+    if (!is.is_object() || !unsigned_field(is, "first") || !unsigned_field(is, "count") || !is.contains("key") ||
+        !is["key"].is_string())
+      return make_error(400, R"("retry.issued" must be {"first": <tuple id>, "count": <n>, "key": "<hex>"})");
+    const auto f0 = is["first"].get<std::uint64_t>();
+    const auto n0 = is["count"].get<std::uint64_t>();
+    if (n0 > std::numeric_limits<std::uint32_t>::max() || first < f0 || first - f0 > n0 || n > n0 - (first - f0))
+      return make_error(403, "retry ids [" + std::to_string(first) + ", +" + std::to_string(n) +
+                                 ") are not within the issued range [" + std::to_string(f0) + ", +" +
+                                 std::to_string(n0) + ")");
+    if (!valid_retry_key(is["key"].get_ref<const std::string&>(), opt.secret, f0, static_cast<std::uint32_t>(n0)))
+      return make_error(403, "retry key does not match the issued range [" + std::to_string(f0) + ", +" +
+                                 std::to_string(n0) + "): only the source those ids were leased to may resend them");
+    return std::pair{first, static_cast<std::uint32_t>(n)};
+  }
+
   http::response lease(const http::request& r) {
     if (!opt.source_token.empty() && !same_secret(r.bearer(), opt.source_token))
       return http::error_response(401, "this master needs a source token: Authorization: Bearer <token>");
@@ -270,17 +307,13 @@ struct master::impl {
     std::uint32_t count = 1;
     bool retry = false;
     if (body.contains("retry")) {
-      const auto& rt = body["retry"];
-      if (!rt.is_object() || !rt.contains("first") || !rt["first"].is_number_unsigned() ||
-          (rt.contains("count") && !rt["count"].is_number_unsigned()))
-        return http::error_response(400, R"("retry" must be {"first": <tuple id>, "count": <n>})");
-      first = rt["first"].get<std::uint64_t>();
-      const auto n = rt.value("count", std::uint64_t{1});
-      if (n == 0 || n > opt.max_session_tuples)
-        return http::error_response(400, "retry count must be 1.." + std::to_string(opt.max_session_tuples));
-      if (first == 0 || first + n > tuple_ids->peek())
-        return http::error_response(400, "retry names tuple ids this master never issued");
-      count = static_cast<std::uint32_t>(n);
+      auto checked = check_retry(body["retry"]);
+      if (!checked) {
+        if (checked.error().code == 403) ++retry_refusals;
+        return http::error_response(checked.error().code, checked.error().message);
+      }
+      first = checked->first;
+      count = checked->second;
       retry = true;
     } else if (body.contains("count")) {
       if (!body["count"].is_number_unsigned() || body["count"].get<std::uint64_t>() == 0)
@@ -364,6 +397,7 @@ struct master::impl {
     out["first_id"] = first;
     out["count"] = count;
     out["expires_at"] = expires;
+    out["retry_key"] = retry_key(opt.secret, first, count);
     ++leases;
     tuples_leased += count;
     return http::json_response(out.dump());
@@ -547,7 +581,7 @@ struct master::impl {
           {"tuples_leased", tuples_leased.load()}, {"ucx_leases", ucx_leases.load()}, {"lease_refusals", refusals.load()},
           {"queued", q.enqueued_total}, {"dispatch_failures", dispatch_failures.load()},
           {"processed", t.processed}, {"failed", t.failed}, {"bytes", t.bytes}, {"channel_restarts", t.restarts},
-          {"bad_requests", bad_requests.load()}}},
+          {"bad_requests", bad_requests.load()}, {"retry_refusals", retry_refusals.load()}}},
         {"rates", {{"tuples_per_s", tps}, {"bytes_per_s", bps}}},
         {"scaling", scaling_status()},
     };
@@ -670,6 +704,8 @@ struct master::impl {
     line("hio_leases_total", "counter", "Leases handed out.", s["counters"]["leases"]);
     line("hio_tuples_leased_total", "counter", "Tuple ids handed out in leases.", s["counters"]["tuples_leased"]);
     line("hio_lease_refusals_total", "counter", "Lease requests refused with 503.", s["counters"]["lease_refusals"]);
+    line("hio_retry_refusals_total", "counter", "Retry leases refused (403): no key, or not the key of those ids.",
+         s["counters"]["retry_refusals"]);
     line("hio_tuples_queued_total", "counter", "Tuples accepted into the overflow queue.", s["counters"]["queued"]);
     line("hio_tuples_processed_total", "counter", "Tuples processed and stored by channels.", s["counters"]["processed"]);
     line("hio_tuples_failed_total", "counter", "Tuples whose processing failed.", s["counters"]["failed"]);
