@@ -188,6 +188,11 @@ struct master::impl {
     }
   }
 
+  std::uint64_t refused_connections() const {
+    return (http_server ? http_server->refused_connections() : 0) +
+           (queue_rx ? queue_rx->counters().refused_connections : 0);
+  }
+
   bool worker_auth(const http::request& r) const { return opt.secret.empty() || same_secret(r.bearer(), opt.secret); }
 
   http::response route(const http::request& r) {
@@ -581,7 +586,8 @@ struct master::impl {
           {"tuples_leased", tuples_leased.load()}, {"ucx_leases", ucx_leases.load()}, {"lease_refusals", refusals.load()},
           {"queued", q.enqueued_total}, {"dispatch_failures", dispatch_failures.load()},
           {"processed", t.processed}, {"failed", t.failed}, {"bytes", t.bytes}, {"channel_restarts", t.restarts},
-          {"bad_requests", bad_requests.load()}, {"retry_refusals", retry_refusals.load()}}},
+          {"bad_requests", bad_requests.load()}, {"retry_refusals", retry_refusals.load()},
+          {"refused_connections", refused_connections()}}},
         {"rates", {{"tuples_per_s", tps}, {"bytes_per_s", bps}}},
         {"scaling", scaling_status()},
     };
@@ -704,6 +710,9 @@ struct master::impl {
     line("hio_leases_total", "counter", "Leases handed out.", s["counters"]["leases"]);
     line("hio_tuples_leased_total", "counter", "Tuple ids handed out in leases.", s["counters"]["tuples_leased"]);
     line("hio_lease_refusals_total", "counter", "Lease requests refused with 503.", s["counters"]["lease_refusals"]);
+    line("hio_refused_connections_total", "counter",
+         "Connections closed at accept (REST and queue port): over a per-peer or per-port limit.",
+         s["counters"]["refused_connections"]);
     line("hio_retry_refusals_total", "counter", "Retry leases refused (403): no key, or not the key of those ids.",
          s["counters"]["retry_refusals"]);
     line("hio_tuples_queued_total", "counter", "Tuples accepted into the overflow queue.", s["counters"]["queued"]);
@@ -886,6 +895,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   ro.secret = p->opt.secret;
   ro.target = std::string(queue_target);
   ro.max_tuple_bytes = p->opt.max_tuple_bytes;
+  ro.connections = p->opt.connections;
   auto rx = receiver::start(p->queue_io, ro, *p->qhandler);
   if (!rx) return rx.error();
   p->queue_rx = std::move(*rx);
@@ -896,6 +906,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   // A lease body is a few hundred bytes, a registration or heartbeat lists a worker's channels; nothing
   // the master takes is large, so a body past these is refused before it is read.
   so.max_body_bytes = 1 << 20;
+  so.connections = p->opt.connections;
   so.body_limit = [](std::string_view method, std::string_view path) -> std::uint64_t {
     return method == "POST" && path == "/v1/streams" ? 16 << 10 : 1 << 20;
   };

@@ -47,6 +47,7 @@ result<void> channel::open_receiver(std::uint16_t port, std::uint16_t ucx_port) 
   ro.secret = options_.secret;
   ro.target = channel_target(options_.worker_id, options_.index);
   ro.max_tuple_bytes = options_.max_tuple_bytes;
+  ro.connections = options_.connections;
   auto r = receiver::start(*io_, ro, *handler_);
   if (!r) {
     guard_.reset();

@@ -65,6 +65,7 @@ result<std::unique_ptr<controller>> controller::start(controller_options options
     co.core = static_cast<int>(i % cores);
     co.secret = o.secret;
     co.max_tuple_bytes = o.max_tuple_bytes;
+    co.connections = o.connections;
     co.sessions = o.channel_sessions;
     co.ucx = with_ucx;
     co.ucx_port = o.ucx_port_base != 0 ? static_cast<std::uint16_t>(o.ucx_port_base + i) : std::uint16_t{0};

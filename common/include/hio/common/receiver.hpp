@@ -8,6 +8,7 @@
 // deadline). The handler is called only from that io_context's threads; with a single-threaded
 // io_context it needs no locking.
 
+#include <hio/common/connection_limits.hpp>
 #include <hio/common/error.hpp>
 #include <hio/common/token.hpp>
 #include <hio/common/wire.hpp>
@@ -68,6 +69,7 @@ struct receiver_options {
   std::chrono::milliseconds transfer_timeout{120000};   // for one payload to arrive
   std::size_t max_batch_tuples = 256;           // flush at the latest after this many tuples
   std::uint64_t max_batch_bytes = 256ull << 20; // ... or this many payload bytes
+  connection_limit_options connections;         // connections at once, per peer address and in all
 };
 
 struct receiver_counters {
@@ -75,6 +77,7 @@ struct receiver_counters {
   std::uint64_t tuples = 0;
   std::uint64_t bytes = 0;
   std::uint64_t rejected = 0;  // connections or frames refused with an ERROR frame
+  std::uint64_t refused_connections = 0;  // closed at accept: over a connection limit
 };
 
 // Thread-safety: start/stop/port/counters from any thread.

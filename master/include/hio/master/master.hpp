@@ -34,6 +34,7 @@ struct options {
   std::size_t dispatch_batch_tuples = 64;         // tuples per queue → channel session
   std::uint64_t dispatch_batch_bytes = 256ull << 20;
   int http_threads = 2;
+  connection_limit_options connections;          // per peer address and per port, REST and queue port each
   std::string repository_url;                     // the repository: for started workers and the dashboard's
                                                   // science preview (proxied, same origin); "" = none
   bool dashboard = true;                          // serve the live dashboard at / (docs/dashboard.md)

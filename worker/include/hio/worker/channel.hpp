@@ -155,6 +155,7 @@ struct channel_options {
   std::uint32_t sessions = 16;                               // sessions offered to the master at once
   bool ucx = false;                                          // also listen with UCX (beside TCP, which stays on)
   std::uint16_t ucx_port = 0;                                // UCX listener port; 0: any free port
+  connection_limit_options connections;                      // TCP connections at once, per peer address and in all
 };
 
 // Owns its thread, io_context, receiver and handler, from start() until destruction. A run loop that
