@@ -192,7 +192,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
           break;
         // Malformed or too large: answer once, then close.
         const int status = ec == bhttp::error::body_limit ? 413 : 400;
-        spdlog::info("http: {} from {}: {}", status, remote, ec.message());
+        static log_limiter limit;
+        log_limited(limit, spdlog::level::info, "http: {} from {}: {}", status, remote, ec.message());
         auto res = to_beast(error_response(status, "malformed request: " + ec.message()), 11, false);
         stream->expires_after(options_.read_timeout);
         co_await bhttp::async_write(*stream, res, asio::as_tuple(asio::use_awaitable));
@@ -215,7 +216,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       try {
         r = handler_(req);
       } catch (const std::exception& e) {
-        spdlog::error("http: handler for {} {} threw: {}", req.method, req.path, e.what());
+        static log_limiter limit;
+        log_limited(limit, spdlog::level::err, "http: handler for {} {} threw: {}", log_escape(req.method, 16),
+                    log_escape(req.path, 200), log_escape(e.what()));
         r = error_response(500, std::string("internal error: ") + e.what());
       }
       const bool keep = breq.keep_alive() && !stopped_;

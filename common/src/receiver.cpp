@@ -187,12 +187,13 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
           if (!co_await flush()) break;
         if (session.begun()) *deadline = steady::now() + options_.idle_timeout;
         if (auto ec = co_await fill(wire::header_size)) {
+          static log_limiter silent_log, idle_log;
           if (*timed_out && !session.begun())
-            spdlog::info("receiver {}: {} sent nothing within {} ms; closed", options_.target, peer,
-                         options_.first_frame_timeout.count());
+            log_limited(silent_log, spdlog::level::info, "receiver {}: {} sent nothing within {} ms; closed",
+                        options_.target, peer, options_.first_frame_timeout.count());
           else if (*timed_out)
-            spdlog::info("receiver {}: session from {} idle past {} ms; closed", options_.target, peer,
-                         options_.idle_timeout.count());
+            log_limited(idle_log, spdlog::level::info, "receiver {}: session from {} idle past {} ms; closed",
+                        options_.target, peer, options_.idle_timeout.count());
           break;
         }
         *deadline = steady::time_point::max();  // the session may call into the handler
@@ -253,8 +254,9 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
           frame_body = {body.data(), static_cast<std::size_t>(length)};
         }
         if (rec) {
-          spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, h->tuple_id, peer,
-                       *timed_out ? "stalled past the transfer deadline" : rec.message());
+          static log_limiter limit;
+          log_limited(limit, spdlog::level::info, "receiver {}: tuple {} from {} truncated: {}", options_.target,
+                      h->tuple_id, peer, *timed_out ? "stalled past the transfer deadline" : rec.message());
           break;
         }
         *deadline = steady::time_point::max();

@@ -2,6 +2,7 @@
 
 #include <hio/common/hash.hpp>
 #include <hio/common/json.hpp>
+#include <hio/common/log.hpp>
 #include <hio/common/secret.hpp>
 
 #include <spdlog/spdlog.h>
@@ -245,8 +246,9 @@ http::handler make_handler(std::shared_ptr<store> s, service_options options) {
     if (res.status >= 400) {
       std::string_view body = res.body;
       while (!body.empty() && body.back() == '\n') body.remove_suffix(1);
-      spdlog::warn("rejected {} {} from {}: {} {}", req.method, req.target.substr(0, 200), req.remote, res.status,
-                   body.substr(0, 300));
+      static log_limiter limit;
+      log_limited(limit, spdlog::level::warn, "rejected {} {} from {}: {} {}", log_escape(req.method, 16),
+                  log_escape(req.target, 200), req.remote, res.status, log_escape(body, 300));
     }
     return res;
   };
