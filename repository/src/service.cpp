@@ -230,7 +230,7 @@ store_options to_store_options(const service_options& options) {
 }
 
 std::uint64_t body_limit(std::string_view method, std::string_view path) noexcept {
-  if (method == "POST" && (path == "/v1/records" || path == "/v1/knowledge")) return UINT64_MAX;
+  if (method == "POST" && (path == "/v1/records" || path == "/v1/knowledge")) return max_record_batch_bytes;
   return 64 << 10;
 }
 
