@@ -88,11 +88,18 @@ int main(int argc, char** argv) {
     server_options.port = options.port;
     server_options.body_limit = hio::repository::body_limit;
     server_options.connections = connections;
+    // The handler exists before the server: it reads the server's count through this once it runs.
+    auto running = std::make_shared<std::atomic<const hio::http::server*>>(nullptr);
+    options.refused_connections = [running] {
+      const auto* s = running->load();
+      return s ? s->refused_connections() : std::uint64_t{0};
+    };
     auto server = hio::http::server::start(io, server_options, hio::repository::make_handler(store, options));
     if (!server) {
       spdlog::error("cannot listen on {}:{}: {}", options.host, options.port, server.error().message);
       return 1;
     }
+    running->store(server->get());
     const auto port = (*server)->port();
     if (!port_file.empty() && !write_port_file(port_file, port)) {
       spdlog::error("cannot write the port file {}", port_file);

@@ -64,7 +64,7 @@ class service {
     if (p == "/metrics") {
       http::response res;
       res.content_type = "text/plain; version=0.0.4";
-      res.body = metrics_text(store_->counts());
+      res.body = metrics_text(store_->counts(), refused_connections());
       return res;
     }
     return http::error_response(404, "no such endpoint: " + p);
@@ -216,7 +216,12 @@ class service {
                                          {"rows_read", c.rows_read},
                                          {"batches", c.batches},
                                          {"duplicates", c.duplicates},
-                                         {"conflicts", c.conflicts}}));
+                                         {"conflicts", c.conflicts},
+                                         {"refused_connections", refused_connections()}}));
+  }
+
+  std::uint64_t refused_connections() const {
+    return options_.refused_connections ? options_.refused_connections() : 0;
   }
 
   std::shared_ptr<store> store_;
@@ -296,7 +301,7 @@ json record_to_json(const feature_record& r) {
               {"series", std::move(series)}};
 }
 
-std::string metrics_text(const store_counts& c) {
+std::string metrics_text(const store_counts& c, std::uint64_t refused_connections) {
   std::string out;
   auto metric = [&out](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
     out += "# HELP hio_repository_";
@@ -321,6 +326,8 @@ std::string metrics_text(const store_counts& c) {
   metric("duplicates_total", "counter", "Records refused because their tuple was already stored.", c.duplicates);
   metric("conflicts_total", "counter", "Records refused because their tuple id holds another size or XXH3.",
          c.conflicts);
+  metric("refused_connections_total", "counter",
+         "Connections closed at accept: over the per-peer or per-port connection limit.", refused_connections);
   return out;
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Connection limits per peer: one address (127.0.0.2) keeps 300 idle connections open to the master's REST
-port and to a worker channel's data port, topping them up as the servers close them, while an honest
-source on 127.0.0.1 streams. With the default limit of 256 per address, the excess is closed at once,
-counted in the master's /v1/status and /metrics, logged at most 10 lines a second per port with a
-"suppressed" summary, and the honest tuples are all stored exactly once."""
+port, a worker channel's data port and the repository, topping them up as the servers close them, while
+an honest source on 127.0.0.1 streams. With the default limit of 256 per address, the excess is closed at
+once, counted in the master's /v1/status, the repository's /v1/counts and both /metrics, logged at most
+10 lines a second per port with a "suppressed" summary, and the honest tuples are all stored exactly
+once."""
 import os
 import re
 import select
@@ -73,8 +74,9 @@ def test_a_flood_from_one_address_is_capped_and_honest_sources_are_served():
     flood = None
     try:
         channel_port = c.status()["workers"][0]["channels"][0]["port"]
+        repository_port = int(c.repository_url.rsplit(":", 1)[1])
         t0 = time.time()
-        flood = Flood([c.master_port, channel_port])
+        flood = Flood([c.master_port, channel_port, repository_port])
         for port, n in flood.refused_at_once.items():
             assert n == FLOOD - PER_PEER, (port, n, flood.refused_at_once)
         with tempfile.TemporaryDirectory() as tmp:
@@ -82,6 +84,7 @@ def test_a_flood_from_one_address_is_capped_and_honest_sources_are_served():
             out = hio_stream(c.master_url, sorted(files), "honest")
             assert out.returncode == 0, out.stdout + out.stderr
             counters = c.status()["counters"]
+            repository = get_json(c.repository_url + "/v1/counts")
             flood.close()
             flood = None
             seconds = time.time() - t0
@@ -93,8 +96,11 @@ def test_a_flood_from_one_address_is_capped_and_honest_sources_are_served():
         _, metrics = http("GET", c.master_url + "/metrics")
         total = int(re.search(rb"hio_refused_connections_total (\d+)", metrics).group(1))
         assert total >= counters["refused_connections"], metrics[-400:]
+        assert repository["refused_connections"] >= FLOOD - PER_PEER, repository
+        _, metrics = http("GET", c.repository_url + "/metrics")
+        assert re.search(rb"hio_repository_refused_connections_total [1-9]", metrics), metrics[-400:]
         # Logged, but at most 10 lines a second per port, and the rest summed up.
-        for proc, port in ((c.master, c.master_port), (c.workers[0], channel_port)):
+        for proc in (c.master, c.workers[0], c.repository):
             with open(proc.log_path, errors="replace") as f:
                 lines = [l for l in f if "closed a connection from 127.0.0.2" in l]
             assert lines, f"{proc.name} did not log its refusals"
