@@ -504,6 +504,7 @@ struct master::impl {
         rep.bytes = c.value("bytes", std::uint64_t{0});
         rep.restarts = c.value("restarts", std::uint64_t{0});
         rep.processor_restarts = c.value("processor_restarts", std::uint64_t{0});
+        rep.refused_connections = c.value("refused_connections", std::uint64_t{0});
         reports.push_back(rep);
       }
       bool known;
@@ -536,6 +537,7 @@ struct master::impl {
     std::lock_guard lock(mutex);
     json ws = json::array();
     std::size_t busy = 0, credits = 0;
+    std::uint64_t channel_refused = 0;  // as the workers last reported
     for (const auto& w : cm.workers()) {
       json chans = json::array();
       std::size_t wfree = 0;
@@ -553,7 +555,9 @@ struct master::impl {
                          {"saturated", c.last_report.saturated},
                          {"processed", c.last_report.processed}, {"failed", c.last_report.failed},
                          {"bytes", c.last_report.bytes}, {"restarts", c.last_report.restarts},
-                         {"processor_restarts", c.last_report.processor_restarts}});
+                         {"processor_restarts", c.last_report.processor_restarts},
+                         {"refused_connections", c.last_report.refused_connections}});
+        channel_refused += c.last_report.refused_connections;
       }
       ws.push_back({{"id", w.id}, {"host", w.host}, {"draining", w.draining}, {"free", wfree},
                     {"busy", w.channels.size() - wfree}, {"channels", std::move(chans)}});
@@ -587,7 +591,7 @@ struct master::impl {
           {"queued", q.enqueued_total}, {"dispatch_failures", dispatch_failures.load()},
           {"processed", t.processed}, {"failed", t.failed}, {"bytes", t.bytes}, {"channel_restarts", t.restarts},
           {"bad_requests", bad_requests.load()}, {"retry_refusals", retry_refusals.load()},
-          {"refused_connections", refused_connections()}}},
+          {"refused_connections", refused_connections()}, {"channel_refused_connections", channel_refused}}},
         {"rates", {{"tuples_per_s", tps}, {"bytes_per_s", bps}}},
         {"scaling", scaling_status()},
     };
@@ -713,6 +717,9 @@ struct master::impl {
     line("hio_refused_connections_total", "counter",
          "Connections closed at accept (REST and queue port): over a per-peer or per-port limit.",
          s["counters"]["refused_connections"]);
+    line("hio_channel_refused_connections_total", "counter",
+         "Connections the registered workers' channel ports closed at accept, as last reported.",
+         s["counters"]["channel_refused_connections"]);
     line("hio_retry_refusals_total", "counter", "Retry leases refused (403): no key, or not the key of those ids.",
          s["counters"]["retry_refusals"]);
     line("hio_tuples_queued_total", "counter", "Tuples accepted into the overflow queue.", s["counters"]["queued"]);

@@ -2,7 +2,8 @@
 """Connection limits per peer: one address (127.0.0.2) keeps 300 idle connections open to the master's REST
 port, a worker channel's data port and the repository, topping them up as the servers close them, while
 an honest source on 127.0.0.1 streams. With the default limit of 256 per address, the excess is closed at
-once, counted in the master's /v1/status, the repository's /v1/counts and both /metrics, logged at most
+once, counted in the master's /v1/status (its own ports, and the channel's as its worker reports them),
+the repository's /v1/counts and both /metrics, logged at most
 10 lines a second per port with a "suppressed" summary, and the honest tuples are all stored exactly
 once."""
 import os
@@ -15,7 +16,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, check_exactly_once, get_json, hio_stream, http, random_files  # noqa: E402
+from cluster import Cluster, check_exactly_once, get_json, hio_stream, http, random_files, wait_for  # noqa: E402
 from runner import run  # noqa: E402
 
 FLOOD, PER_PEER = 300, 256
@@ -97,6 +98,11 @@ def test_a_flood_from_one_address_is_capped_and_honest_sources_are_served():
         total = int(re.search(rb"hio_refused_connections_total (\d+)", metrics).group(1))
         assert total >= counters["refused_connections"], metrics[-400:]
         assert repository["refused_connections"] >= FLOOD - PER_PEER, repository
+        # The channel's refusals reach the master with the worker's heartbeats.
+        wait_for(lambda: c.status()["counters"]["channel_refused_connections"] >= FLOOD - PER_PEER, 10,
+                 "the worker to report its channel's refusals")
+        channel = c.status()["workers"][0]["channels"][0]
+        assert channel["refused_connections"] >= FLOOD - PER_PEER, channel
         _, metrics = http("GET", c.repository_url + "/metrics")
         assert re.search(rb"hio_repository_refused_connections_total [1-9]", metrics), metrics[-400:]
         # Logged, but at most 10 lines a second per port, and the rest summed up.

@@ -83,6 +83,8 @@ std::string channel::ucx_address() const {
 channel_status channel::status() const {
   auto s = handler_->status();
   s.port = port_.load();
+  std::lock_guard lock(mutex_);
+  s.refused_connections = refused_before_ + (receiver_ ? receiver_->counters().refused_connections : 0);
   return s;
 }
 
@@ -144,7 +146,10 @@ void channel::run() {
 bool channel::restart() {
   {
     std::lock_guard lock(mutex_);
-    if (receiver_) receiver_->stop();
+    if (receiver_) {
+      receiver_->stop();
+      refused_before_ += receiver_->counters().refused_connections;
+    }
     ucx_receiver_.reset();
     receiver_.reset();
     guard_.reset();
