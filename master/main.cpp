@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   app.add_option("--port", o.port, "REST port (0: any free port)")->capture_default_str();
   app.add_option("--advertise-host", o.advertise_host, "Host sources use to reach the queue port (default: --host)");
   app.add_option("--data-port", o.data_port, "The queue's data port (0: any free port)")->capture_default_str();
+  app.add_option("--control-port", o.control_port,
+                 "Workers' heartbeats, served on a thread of its own (0: any free port)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "Where ids and the overflow queue live")->capture_default_str();
   std::string secret_file, token_file;
   app.add_option("--secret", o.secret, "Cluster secret (default: $HIO_SECRET; visible in ps: prefer the file)");

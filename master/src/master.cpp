@@ -155,6 +155,10 @@ struct master::impl {
 
   boost::asio::io_context http_io, queue_io;
   std::unique_ptr<http::server> http_server;
+  // Worker control (registration, heartbeats, free, drain) on its own io_context and thread, so that no
+  // public request, however slow, holds up a heartbeat. The REST port serves the same calls too.
+  boost::asio::io_context control_io;
+  std::unique_ptr<http::server> control_server;
   std::unique_ptr<receiver> queue_rx;
   std::vector<std::thread> threads;
   std::thread scaling_thread;
@@ -191,6 +195,22 @@ struct master::impl {
   std::uint64_t refused_connections() const {
     return (http_server ? http_server->refused_connections() : 0) +
            (queue_rx ? queue_rx->counters().refused_connections : 0);
+  }
+
+  // The control port's calls: /v1/workers… (with the cluster secret) and /healthz.
+  http::response handle_control(const http::request& r) {
+    try {
+      if (r.path == "/healthz") return http::json_response(R"({"ok":true})");
+      if (r.path != "/v1/workers" && !r.path.starts_with("/v1/workers/"))
+        return http::error_response(404, "the control port serves /v1/workers only; the REST port serves " + r.path);
+      if (!worker_auth(r)) return http::error_response(401, "worker calls need the cluster secret as Bearer token");
+      auto res = workers(r);
+      if (res.status >= 400) ++bad_requests;
+      return res;
+    } catch (const json::exception& e) {
+      ++bad_requests;
+      return http::error_response(400, json_error_text(e));
+    }
   }
 
   bool worker_auth(const http::request& r) const { return opt.secret.empty() || same_secret(r.bearer(), opt.secret); }
@@ -462,7 +482,9 @@ struct master::impl {
         cm.register_worker(id, host, std::move(channels), now, b.value("instance", ""));
       }
       dispatch_cv.notify_all();
-      return http::json_response(json{{"ok", true}, {"heartbeat_ms", 500}}.dump());
+      return http::json_response(
+          json{{"ok", true}, {"heartbeat_ms", 500}, {"control_port", control_server ? control_server->port() : 0}}
+              .dump());
     }
     // /v1/workers/<id>[/<verb>]
     std::string rest = r.path.substr(std::string("/v1/workers/").size());
@@ -577,6 +599,7 @@ struct master::impl {
     return {
         {"version", hio::version},
         {"repository", opt.repository_url},
+        {"control_port", control_server ? control_server->port() : 0},
         {"uptime_s", std::chrono::duration<double>(clock_type::now() - started).count()},
         {"workers", std::move(ws)},
         {"channels", {{"total", cm.total_channels()}, {"free", cm.free_channels()}, {"busy", busy}, {"credits", credits}}},
@@ -920,6 +943,12 @@ result<std::unique_ptr<master>> master::start(options o) {
   auto srv = http::server::start(p->http_io, so, [raw = p.get()](const http::request& r) { return raw->handle(r); });
   if (!srv) return srv.error();
   p->http_server = std::move(*srv);
+  http::server_options co = so;
+  co.port = p->opt.control_port;
+  auto control = http::server::start(p->control_io, co,
+                                     [raw = p.get()](const http::request& r) { return raw->handle_control(r); });
+  if (!control) return control.error();
+  p->control_server = std::move(*control);
   if (p->opt.workers.repository_url.empty()) p->opt.workers.repository_url = p->opt.repository_url;
   if (p->opt.autoscale) {
     if (p->opt.workers.master_url.empty())
@@ -934,6 +963,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   for (int i = 0; i < std::max(1, raw->opt.http_threads); ++i)
     raw->threads.emplace_back([raw] { raw->http_io.run(); });
   raw->threads.emplace_back([raw] { raw->queue_io.run(); });
+  raw->threads.emplace_back([raw] { raw->control_io.run(); });
   for (std::size_t i = 0; i < std::max<std::size_t>(1, raw->opt.dispatch_threads); ++i)
     raw->threads.emplace_back([raw] { raw->dispatch_loop(); });
   raw->threads.emplace_back([raw] { raw->maintenance_loop(); });
@@ -946,6 +976,7 @@ master::~master() { stop(); }
 
 std::uint16_t master::port() const { return impl_->http_server->port(); }
 std::uint16_t master::data_port() const { return impl_->queue_rx->port(); }
+std::uint16_t master::control_port() const { return impl_->control_server->port(); }
 http::response master::handle(const http::request& r) { return impl_->handle(r); }
 
 void master::stop() {
@@ -959,8 +990,10 @@ void master::stop() {
   if (d.scaling_thread.joinable()) d.scaling_thread.join();
   d.prov.reset();  // local workers drain and exit while the master still answers them
   d.http_server->stop();
+  d.control_server->stop();
   d.queue_rx->stop();
   d.http_io.stop();
+  d.control_io.stop();
   d.queue_io.stop();
   for (auto& t : d.threads) t.join();
 }
