@@ -112,7 +112,8 @@ int features(const features_options& o) {
       return 1;
     }
     if (r->status != 200) {
-      std::cerr << "hio features: the repository answered " << r->status << ": " << hio::log_escape(r->body, 500) << "\n";
+      std::cerr << "hio features: the repository answered " << r->status << ": " << hio::log_escape(r->body, 500)
+                << "\n";
       return 1;
     }
     std::size_t lines = 0;

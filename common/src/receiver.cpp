@@ -70,7 +70,8 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
         std::lock_guard lock(mutex_);
         open_.insert(s);
       }
-      asio::co_spawn(io_, serve(s, std::move(address)), detail::reported("receiver " + options_.target + " connection"));
+      asio::co_spawn(io_, serve(s, std::move(address)),
+                     detail::reported("receiver " + options_.target + " connection"));
     }
   }
 

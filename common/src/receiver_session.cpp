@@ -193,8 +193,8 @@ session_result<void> receiver_session::flush(std::string& out) {
 std::string receiver_session::reject(const session_fault& f) {
   ++stats_.rejected;
   static log_limiter limit;
-  log_limited(limit, spdlog::level::info, "receiver {}: {} from {}: {}", options_.target, wire::to_string(f.code), peer_,
-              log_escape(f.message));
+  log_limited(limit, spdlog::level::info, "receiver {}: {} from {}: {}", options_.target, wire::to_string(f.code),
+              peer_, log_escape(f.message));
   return frame_bytes(wire::make_error(f.tuple_id, f.code, f.message.size()), f.message);
 }
 

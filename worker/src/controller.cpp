@@ -235,7 +235,8 @@ void controller::heartbeat_loop() {
       const auto path = detail::worker_path(options_.worker_id, "/heartbeat");
       const auto body = detail::heartbeat_body(draining_.load(), status());
       auto r = control ? control->post(path, body) : master.post(path, body);
-      if (control && !r) {  // the control port is gone (the master restarted?): the REST port, until it registers again
+      // The control port is gone (the master restarted?): the REST port, until the worker registers again.
+      if (control && !r) {
         spdlog::info("the master's control port {} does not answer ({}); heartbeats go to {}", control_port,
                      r.error().message, options_.master_url);
         control.reset();
