@@ -48,6 +48,8 @@
     return h < 48 ? `${h} h ${Math.floor((s % 3600) / 60)} min` : `${Math.floor(h / 24)} d ${h % 24} h`;
   }
   const fmtClock = (ms) => new Date(ms).toLocaleTimeString("en-GB", { hour12: false });
+  // Everything that came from a client, a worker or the repository goes into HTML through esc(), numbers
+  // too: a hostile repository may send a string where a number belongs.
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 
   // Shows `text` in element `id` and keeps the raw number in data-value for tests and scripts.
@@ -225,9 +227,9 @@
         : '<p class="empty">Autoscaling is off (start the master with <code>--autoscale</code>, or <code>hio up --autoscale</code>).</p>';
       return;
     }
-    const rows = state.decisions.slice().reverse().map((d) => `<tr data-at="${d.at_ms}">
-      <td>${fmtClock(d.at_ms)}</td><td><span class="phase phase-${d.phase}">phase ${d.phase}</span></td>
-      <td>${d.action === "scale_out" ? "▲ out" : "▼ in"} ${d.workers}</td><td>${esc(d.reason)}</td><td>${esc(d.result)}</td></tr>`);
+    const rows = state.decisions.slice().reverse().map((d) => `<tr data-at="${esc(d.at_ms)}">
+      <td>${fmtClock(d.at_ms)}</td><td><span class="phase phase-${esc(d.phase)}">phase ${esc(d.phase)}</span></td>
+      <td>${d.action === "scale_out" ? "▲ out" : "▼ in"} ${esc(d.workers)}</td><td>${esc(d.reason)}</td><td>${esc(d.result)}</td></tr>`);
     box.innerHTML = `<table id="decision-table" data-count="${state.decisions.length}"><thead><tr><th>time</th><th>phase</th>
       <th>action</th><th>reason</th><th>result</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
   }
@@ -301,8 +303,8 @@
       return;
     }
     box.innerHTML = `<table id="failure-table" data-count="${body.recent.length}"><thead><tr><th>processed</th><th>tuple</th>
-      <th>source</th><th>worker / channel</th><th>reason</th></tr></thead><tbody>${body.recent.map((f) => `<tr data-id="${f.id}">
-      <td>${fmtClock(f.processed_at_ms)}</td><td>${f.id}</td><td>${esc(f.source)}</td><td>${esc(f.worker)} / ${f.channel}</td>
+      <th>source</th><th>worker / channel</th><th>reason</th></tr></thead><tbody>${body.recent.map((f) => `<tr data-id="${esc(f.id)}">
+      <td>${fmtClock(f.processed_at_ms)}</td><td>${esc(f.id)}</td><td>${esc(f.source)}</td><td>${esc(f.worker)} / ${esc(f.channel)}</td>
       <td class="err">${esc(f.error)}</td></tr>`).join("")}</tbody></table>`;
   }
 
@@ -337,11 +339,11 @@
     $("science-body").hidden = false;
     const k = state.knowledge;
     const age = Math.max(0, (state.nowMs || Date.now()) - (k.created_at_ms || k.stored_at_ms)) / 1000;
-    $("knowledge-meta").innerHTML = `version <b id="knowledge-version" data-value="${k.version}">${k.version}</b> ·
-      ${esc(k.method)} linkage · <span id="knowledge-points" data-value="${k.points}">${fmtInt(k.points)}</span> tuples in
-      <span id="knowledge-groups" data-value="${k.groups}">${fmtInt(k.groups)}</span> parameter points ·
-      <span id="knowledge-clusters" data-value="${state.shownClusters}">${state.shownClusters}</span> clusters ·
-      ${k.columns ? k.columns.length : 0} features${k.two_stage ? " · two-stage" : ""} · made ${fmtDuration(age)} ago`;
+    $("knowledge-meta").innerHTML = `version <b id="knowledge-version" data-value="${esc(k.version)}">${esc(k.version)}</b> ·
+      ${esc(k.method)} linkage · <span id="knowledge-points" data-value="${esc(k.points)}">${fmtInt(k.points)}</span> tuples in
+      <span id="knowledge-groups" data-value="${esc(k.groups)}">${fmtInt(k.groups)}</span> parameter points ·
+      <span id="knowledge-clusters" data-value="${esc(state.shownClusters)}">${esc(state.shownClusters)}</span> clusters ·
+      ${Array.isArray(k.columns) ? k.columns.length : 0} features${k.two_stage ? " · two-stage" : ""} · made ${fmtDuration(age)} ago`;
   }
 
   function knowledgeUnavailable(res) {
@@ -611,12 +613,12 @@
       : "";
     box.innerHTML = clusters.map((c) => {
       const ranges = Object.keys(c.params_ranges || {}).filter((k) => !fixed.has(k)).sort().map((k) => `<tr><td>${esc(k)}</td><td>${rangeText(c.params_ranges[k])}</td></tr>`);
-      const values = Object.keys(c.params_values || {}).sort().map((k) => `<tr><td>${esc(k)}</td><td>${c.params_values[k].map(esc).join(", ")}</td></tr>`);
-      return `<div class="cluster" id="cluster-${c.label}" data-label="${c.label}" data-size="${c.size}" data-groups="${c.groups}" style="--c:${clusterColour(c.label)}">
-        <div class="head"><b>Cluster ${c.label}</b><span><span class="size" data-value="${c.size}">${fmtInt(c.size)}</span> tuples ·
-          ${fmtInt(c.groups)} parameter points · representative <span class="rep" data-value="${c.representative_tuple}">#${c.representative_tuple}</span></span></div>
+      const values = Object.keys(c.params_values || {}).sort().map((k) => `<tr><td>${esc(k)}</td><td>${[].concat(c.params_values[k]).map(esc).join(", ")}</td></tr>`);
+      return `<div class="cluster" id="cluster-${esc(c.label)}" data-label="${esc(c.label)}" data-size="${esc(c.size)}" data-groups="${esc(c.groups)}" style="--c:${esc(clusterColour(c.label))}">
+        <div class="head"><b>Cluster ${esc(c.label)}</b><span><span class="size" data-value="${esc(c.size)}">${fmtInt(c.size)}</span> tuples ·
+          ${fmtInt(c.groups)} parameter points · representative <span class="rep" data-value="${esc(c.representative_tuple)}">#${esc(c.representative_tuple)}</span></span></div>
         <table>${ranges.join("")}${values.join("")}${ranges.length + values.length ? "" : "<tr><td>no parameters in the metadata</td></tr>"}</table>
-        <div class="series-box" id="series-${c.label}" data-state="loading"><div class="noseries">loading the representative's series…</div></div>
+        <div class="series-box" id="series-${esc(c.label)}" data-state="loading"><div class="noseries">loading the representative's series…</div></div>
       </div>`;
     }).join("");
     state.cardsGeneration = (state.cardsGeneration || 0) + 1;
@@ -624,7 +626,7 @@
   }
 
   async function loadSeries(c, generation) {
-    const { status, body } = await getJSON(`/v1/tuples/${c.representative_tuple}`);
+    const { status, body } = await getJSON(`/v1/tuples/${encodeURIComponent(c.representative_tuple)}`);
     if (state.cardsGeneration !== generation) return;  // a newer document or cut replaced the cards
     const box = $(`series-${c.label}`);
     if (!box) return;

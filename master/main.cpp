@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   app.add_option("--port", o.port, "REST port (0: any free port)")->capture_default_str();
   app.add_option("--advertise-host", o.advertise_host, "Host sources use to reach the queue port (default: --host)");
   app.add_option("--data-port", o.data_port, "The queue's data port (0: any free port)")->capture_default_str();
+  app.add_option("--control-port", o.control_port,
+                 "Workers' heartbeats, served on a thread of its own (0: any free port)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "Where ids and the overflow queue live")->capture_default_str();
   std::string secret_file, token_file;
   app.add_option("--secret", o.secret, "Cluster secret (default: $HIO_SECRET; visible in ps: prefer the file)");
@@ -38,6 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--worker-timeout-ms", worker_timeout_ms, "Silence after which a worker is removed")->capture_default_str();
   app.add_option("--dispatch-threads", o.dispatch_threads, "Concurrent queue-to-channel transfers")->capture_default_str();
   app.add_option("--http-threads", o.http_threads, "Threads serving REST")->capture_default_str();
+  app.add_option("--max-connections-per-peer", o.connections.per_peer,
+                 "Connections one address may hold at once, per port (0: no limit)")->capture_default_str();
+  app.add_option("--max-connections", o.connections.total,
+                 "Connections a port may hold at once (0: no limit)")->capture_default_str();
   app.add_option("--port-file", port_file, "Write the REST port here once listening");
   app.add_option("--repository", o.repository_url, "Repository URL: for the dashboard and the workers the master starts");
   app.add_flag("!--no-dashboard", o.dashboard, "Do not serve the dashboard at /");

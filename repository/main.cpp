@@ -62,6 +62,11 @@ int main(int argc, char** argv) {
   app.add_option("--segment-bytes", options.segment_bytes, "Segment file rollover size")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
   app.add_option("--threads", threads, "Threads serving requests")->capture_default_str()->check(CLI::Range(1u, 256u));
+  hio::connection_limit_options connections;
+  app.add_option("--max-connections-per-peer", connections.per_peer,
+                 "Connections one address may hold at once (0: no limit)")->capture_default_str();
+  app.add_option("--max-connections", connections.total, "Connections the port may hold at once (0: no limit)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   options.data_dir = data_dir;
 
@@ -87,11 +92,19 @@ int main(int argc, char** argv) {
     server_options.host = options.host;
     server_options.port = options.port;
     server_options.body_limit = hio::repository::body_limit;
+    server_options.connections = connections;
+    // The handler exists before the server: it reads the server's count through this once it runs.
+    auto running = std::make_shared<std::atomic<const hio::http::server*>>(nullptr);
+    options.refused_connections = [running] {
+      const auto* s = running->load();
+      return s ? s->refused_connections() : std::uint64_t{0};
+    };
     auto server = hio::http::server::start(io, server_options, hio::repository::make_handler(store, options));
     if (!server) {
       spdlog::error("cannot listen on {}:{}: {}", options.host, options.port, server.error().message);
       return 1;
     }
+    running->store(server->get());
     const auto port = (*server)->port();
     if (!port_file.empty() && !write_port_file(port_file, port)) {
       spdlog::error("cannot write the port file {}", port_file);

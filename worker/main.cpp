@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0u, 100u));
   app.add_option("--max-tuple-bytes", o.max_tuple_bytes, "largest tuple accepted")->capture_default_str();
+  app.add_option("--max-connections-per-peer", o.connections.per_peer,
+                 "connections one address may hold at once on a channel's port (0: no limit)")->capture_default_str();
+  app.add_option("--max-connections", o.connections.total,
+                 "connections a channel's port may hold at once (0: no limit)")->capture_default_str();
   app.add_option("--channel-sessions", o.channel_sessions,
                  "sessions each channel serves at once, from any sources (its credits at the master)")
       ->capture_default_str()

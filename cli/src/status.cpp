@@ -2,6 +2,7 @@
 #include <hio/cli/commands.hpp>
 #include <hio/common/http.hpp>
 #include <hio/common/json.hpp>
+#include <hio/common/log.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,13 @@ std::string csv_field(std::string_view v) {
     out += c;
   }
   return out + '"';
+}
+
+// One CSV field of a JSON value from a record: a number as JSON writes it, a string as itself, anything
+// else (a hostile repository may send it where a number belongs) as its JSON text; csv_field() either way.
+std::string csv_value(const json& v) {
+  if (v.is_number()) return v.dump();
+  return csv_field(v.is_string() ? v.get_ref<const std::string&>() : v.dump());
 }
 
 // A string field of a record, "" when it is missing or not a string (records come from outside).
@@ -104,7 +112,8 @@ int features(const features_options& o) {
       return 1;
     }
     if (r->status != 200) {
-      std::cerr << "hio features: the repository answered " << r->status << ": " << r->body;
+      std::cerr << "hio features: the repository answered " << r->status << ": " << hio::log_escape(r->body, 500)
+                << "\n";
       return 1;
     }
     std::size_t lines = 0;
@@ -122,22 +131,26 @@ int features(const features_options& o) {
                      hio::max_json_depth);
         continue;
       }
-      after = j.value("cursor", after);
+      if (j.contains("cursor") && j["cursor"].is_number_unsigned()) after = j["cursor"].get<std::uint64_t>();
+      const json features = j.contains("features") && j["features"].is_object() ? j["features"] : json::object();
       if (o.format == "csv") {
         if (!header) {
           std::cout << "id,source,size,xxh3,status";
-          for (auto& [k, v] : j["features"].items()) std::cout << "," << csv_field(k);
+          for (auto& [k, v] : features.items()) std::cout << "," << csv_field(k);
           std::cout << "\n";
           header = true;
         }
-        std::cout << j["id"] << "," << csv_field(text_of(j, "source")) << "," << j["size"] << ","
-                  << csv_field(text_of(j, "xxh3")) << "," << csv_field(text_of(j, "status"));
-        for (auto& [k, v] : j["features"].items()) std::cout << "," << v.dump();
+        std::cout << csv_value(j.value("id", json())) << "," << csv_field(text_of(j, "source")) << ","
+                  << csv_value(j.value("size", json())) << "," << csv_field(text_of(j, "xxh3")) << ","
+                  << csv_field(text_of(j, "status"));
+        for (auto& [k, v] : features.items()) std::cout << "," << csv_value(v);
         std::cout << "\n";
       } else {
-        json out = {{"id", j["id"]}, {"source", j["source"]}, {"size", j["size"]}, {"xxh3", j["xxh3"]},
-                    {"status", j["status"]}, {"features", j["features"]}};
-        if (j.contains("error") && !j["error"].get<std::string>().empty()) out["error"] = j["error"];
+        // value(), not operator[]: a record from outside may lack any field.
+        json out = {{"id", j.value("id", json())}, {"source", j.value("source", json())},
+                    {"size", j.value("size", json())}, {"xxh3", j.value("xxh3", json())},
+                    {"status", j.value("status", json())}, {"features", features}};
+        if (!text_of(j, "error").empty()) out["error"] = j["error"];
         if (j.contains("metadata") && !j["metadata"].is_null()) out["metadata"] = j["metadata"];
         std::cout << out.dump() << "\n";
       }

@@ -1,6 +1,7 @@
 #pragma once
 // Opens, binds and listens an acceptor: shared by the HTTP server and the data-path receiver.
 
+#include <hio/common/connection_limits.hpp>
 #include <hio/common/error.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -24,6 +25,13 @@ inline result<std::uint16_t> listen(boost::asio::ip::tcp::acceptor& acceptor, co
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return make_error(0, "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
   return acceptor.local_endpoint().port();
+}
+
+// Why a connection was closed at accept, for the log line.
+inline std::string refusal_reason(connection_limits::verdict v, const connection_limit_options& o) {
+  if (v == connection_limits::verdict::peer_full)
+    return "that address holds " + std::to_string(o.per_peer) + " connections already (the per-peer limit)";
+  return "the port holds " + std::to_string(o.total) + " connections already (its limit)";
 }
 
 }  // namespace hio::detail

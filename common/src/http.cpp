@@ -113,6 +113,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::mutex mutex_;
   std::set<std::shared_ptr<beast::tcp_stream>> open_;
   std::atomic<bool> stopped_{false};
+  connection_limits limits_{options_.connections};
+  log_limiter refusal_log_;
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
@@ -124,17 +126,28 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         co_await detail::after_accept_error(ec, "http", last_log);
         continue;
       }
+      boost::system::error_code ignored;
+      std::string address;
+      if (auto ep = socket.remote_endpoint(ignored); !ignored) address = ep.address().to_string();
+      if (const auto v = limits_.admit(address); v != connection_limits::verdict::admitted) {
+        socket.close(ignored);
+        log_limited(refusal_log_, spdlog::level::warn, "http :{}: closed a connection from {}: {}", port_, address,
+                    detail::refusal_reason(v, limits_.options()));
+        continue;
+      }
       auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
       {
         std::lock_guard lock(mutex_);
         open_.insert(stream);
       }
-      asio::co_spawn(stream->get_executor(), serve(stream), detail::reported("http: connection"));
+      asio::co_spawn(stream->get_executor(), serve(stream, std::move(address)), detail::reported("http: connection"));
     }
   }
 
-  asio::awaitable<void> serve(std::shared_ptr<beast::tcp_stream> stream) {
+  // `address` holds a slot of limits_, given back when the connection ends.
+  asio::awaitable<void> serve(std::shared_ptr<beast::tcp_stream> stream, std::string address) {
     auto self = shared_from_this();
+    const detail::on_exit release_slot([&] { limits_.release(address); });
     beast::flat_buffer buffer;
     std::string remote;
     {
@@ -179,7 +192,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
           break;
         // Malformed or too large: answer once, then close.
         const int status = ec == bhttp::error::body_limit ? 413 : 400;
-        spdlog::info("http: {} from {}: {}", status, remote, ec.message());
+        static log_limiter limit;
+        log_limited(limit, spdlog::level::info, "http: {} from {}: {}", status, remote, ec.message());
         auto res = to_beast(error_response(status, "malformed request: " + ec.message()), 11, false);
         stream->expires_after(options_.read_timeout);
         co_await bhttp::async_write(*stream, res, asio::as_tuple(asio::use_awaitable));
@@ -202,7 +216,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       try {
         r = handler_(req);
       } catch (const std::exception& e) {
-        spdlog::error("http: handler for {} {} threw: {}", req.method, req.path, e.what());
+        static log_limiter limit;
+        log_limited(limit, spdlog::level::err, "http: handler for {} {} threw: {}", log_escape(req.method, 16),
+                    log_escape(req.path, 200), log_escape(e.what()));
         r = error_response(500, std::string("internal error: ") + e.what());
       }
       const bool keep = breq.keep_alive() && !stopped_;
@@ -237,6 +253,7 @@ result<std::unique_ptr<server>> server::start(asio::io_context& io, server_optio
 server::server(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
 server::~server() { stop(); }
 std::uint16_t server::port() const noexcept { return impl_->port_; }
+std::uint64_t server::refused_connections() const { return impl_->limits_.refused(); }
 void server::stop() { impl_->stop(); }
 
 result<url_parts> parse_url(std::string_view url) {

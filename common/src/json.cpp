@@ -1,6 +1,9 @@
 #include <hio/common/json.hpp>
 
+#include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace hio {
 
@@ -43,8 +46,29 @@ result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t m
   if (json_depth(text, max_depth) > max_depth)
     return make_error(0, "JSON nests deeper than " + std::to_string(max_depth) + " levels");
   if (holds_nul(text)) return make_error(0, "not valid JSON: it holds a NUL byte");
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // The keys of each object open at each depth (at most max_depth + 1 of them): nlohmann::json keeps the
+  // last of two equal keys, another reader may keep the first, so a body with both is refused.
+  std::vector<std::set<std::string>> keys;
+  std::optional<std::string> duplicate;
+  const nlohmann::json::parser_callback_t on_event = [&](int depth, nlohmann::json::parse_event_t event,
+                                                         nlohmann::json& parsed) {
+    using ev = nlohmann::json::parse_event_t;
+    const auto d = static_cast<std::size_t>(depth);
+    if (event == ev::object_start) {
+      if (keys.size() <= d) keys.resize(d + 1);
+      keys[d].clear();
+    } else if (event == ev::key && d >= 1 && d <= keys.size() && !duplicate) {
+      if (!keys[d - 1].insert(parsed.get<std::string>()).second) duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  auto j = nlohmann::json::parse(text, on_event, /*allow_exceptions=*/false);
   if (j.is_discarded()) return make_error(0, "not valid JSON");
+  if (duplicate) {
+    std::string name = duplicate->substr(0, 64);
+    if (duplicate->size() > name.size()) name += "...";
+    return make_error(0, "duplicate key \"" + name + "\" in an object");
+  }
   return j;
 }
 

@@ -63,6 +63,8 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
   std::mutex mutex_;
   std::set<std::shared_ptr<tcp::socket>> open_;
   receiver_stats stats_;
+  connection_limits limits_{options_.connections};
+  log_limiter refusal_log_;
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
@@ -74,14 +76,23 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
         co_await detail::after_accept_error(ec, "receiver " + options_.target, last_log);
         continue;
       }
-      auto s = std::make_shared<tcp::socket>(std::move(socket));
       boost::system::error_code ignored;
+      std::string address;
+      if (auto ep = socket.remote_endpoint(ignored); !ignored) address = ep.address().to_string();
+      if (const auto v = limits_.admit(address); v != connection_limits::verdict::admitted) {
+        socket.close(ignored);
+        log_limited(refusal_log_, spdlog::level::warn, "receiver {}: closed a connection from {}: {}", options_.target,
+                    address, detail::refusal_reason(v, limits_.options()));
+        continue;
+      }
+      auto s = std::make_shared<tcp::socket>(std::move(socket));
       s->set_option(tcp::no_delay(true), ignored);
       {
         std::lock_guard lock(mutex_);
         open_.insert(s);
       }
-      asio::co_spawn(io_, serve(s), detail::reported("receiver " + options_.target + " connection"));
+      asio::co_spawn(io_, serve(s, std::move(address)),
+                     detail::reported("receiver " + options_.target + " connection"));
     }
   }
 
@@ -124,8 +135,10 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
     a->changed.cancel();
   }
 
-  asio::awaitable<void> serve(std::shared_ptr<tcp::socket> s) {
+  // `address` holds a slot of limits_, given back when the connection ends.
+  asio::awaitable<void> serve(std::shared_ptr<tcp::socket> s, std::string address) {
     auto self = shared_from_this();
+    const detail::on_exit release_slot([&] { limits_.release(address); });
     std::string peer;
     {
       boost::system::error_code ec;
@@ -243,12 +256,13 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
         if (session.has_pending() && !header_ready()) start_flush();
         if (session.begun()) *deadline = steady::now() + options_.idle_timeout;
         if (auto ec = co_await fill(wire::header_size)) {
+          static log_limiter silent_log, idle_log;
           if (*timed_out && !session.begun())
-            spdlog::info("receiver {}: {} sent nothing within {} ms; closed", options_.target, peer,
-                         options_.first_frame_timeout.count());
+            log_limited(silent_log, spdlog::level::info, "receiver {}: {} sent nothing within {} ms; closed",
+                        options_.target, peer, options_.first_frame_timeout.count());
           else if (*timed_out)
-            spdlog::info("receiver {}: session from {} idle past {} ms; closed", options_.target, peer,
-                         options_.idle_timeout.count());
+            log_limited(idle_log, spdlog::level::info, "receiver {}: session from {} idle past {} ms; closed",
+                        options_.target, peer, options_.idle_timeout.count());
           break;
         }
         *deadline = steady::time_point::max();  // the session may call into the handler
@@ -311,8 +325,9 @@ struct receiver::impl : std::enable_shared_from_this<receiver::impl> {
           frame_body = {body.data(), static_cast<std::size_t>(length)};
         }
         if (rec) {
-          spdlog::info("receiver {}: tuple {} from {} truncated: {}", options_.target, h->tuple_id, peer,
-                       *timed_out ? "stalled past the transfer deadline" : rec.message());
+          static log_limiter limit;
+          log_limited(limit, spdlog::level::info, "receiver {}: tuple {} from {} truncated: {}", options_.target,
+                      h->tuple_id, peer, *timed_out ? "stalled past the transfer deadline" : rec.message());
           break;
         }
         *deadline = steady::time_point::max();
@@ -368,7 +383,9 @@ std::uint16_t receiver::port() const noexcept { return impl_->port_; }
 void receiver::stop() { impl_->stop(); }
 
 receiver_counters receiver::counters() const {
-  return impl_->stats_.snapshot();
+  auto c = impl_->stats_.snapshot();
+  c.refused_connections = impl_->limits_.refused();
+  return c;
 }
 
 }  // namespace hio

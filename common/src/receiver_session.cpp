@@ -148,7 +148,9 @@ session_result<bool> receiver_session::on_body(const wire::frame_header& h, std:
     // The tuple itself is refused (a FAILED ack with the reason, in order with the others); the session
     // goes on. Nothing downstream ever sees such metadata.
     ++stats_.rejected;
-    spdlog::info("receiver {}: tuple {} from {} refused: {}", options_.target, h.tuple_id, peer_, m.error().message);
+    static log_limiter limit;
+    log_limited(limit, spdlog::level::info, "receiver {}: tuple {} from {} refused: {}", options_.target, h.tuple_id,
+                peer_, log_escape(m.error().message));
     refused_.push_back({h.tuple_id, wire::ack_status::failed, "refused by the receiver: " + m.error().message});
     ++pending_;
     return pending_ >= options_.max_batch_tuples;
@@ -210,7 +212,9 @@ void receiver_session::start_flush(flush_answer answer) {
 
 std::string receiver_session::reject(const session_fault& f) {
   ++stats_.rejected;
-  spdlog::info("receiver {}: {} from {}: {}", options_.target, wire::to_string(f.code), peer_, f.message);
+  static log_limiter limit;
+  log_limited(limit, spdlog::level::info, "receiver {}: {} from {}: {}", options_.target, wire::to_string(f.code),
+              peer_, log_escape(f.message));
   return frame_bytes(wire::make_error(f.tuple_id, f.code, f.message.size()), f.message);
 }
 

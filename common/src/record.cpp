@@ -80,6 +80,8 @@ class batch_reader {
     number(r.size);
     number(r.xxh3);
     number(r.status);
+    if (r.status != record_status::stored && r.status != record_status::failed)
+      throw std::runtime_error("unknown record status " + std::to_string(static_cast<unsigned>(r.status)));
     read(r.error);
     read(r.metadata);
     read(r.worker);
@@ -123,8 +125,11 @@ std::uint64_t max_decoded_bytes(std::size_t n) { return std::uint64_t{n} / 4 * (
 
 result<std::vector<feature_record>> decode_records(std::string_view bytes) {
   const unsigned long long size = ZSTD_getFrameContentSize(bytes.data(), bytes.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 34))
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
     return make_error(400, "record batch is not a zstd frame of known size");
+  if (size > max_record_batch_decoded_bytes)
+    return make_error(400, "record batch declares " + std::to_string(size) + " bytes decoded, over the limit of " +
+                               std::to_string(max_record_batch_decoded_bytes));
   if (size > max_decoded_bytes(bytes.size()))
     return make_error(400, "record batch declares " + std::to_string(size) + " bytes, more than a zstd frame of " +
                                std::to_string(bytes.size()) + " bytes can hold");

@@ -40,7 +40,37 @@ std::array<std::byte, 16> compute_mac(std::string_view secret, std::string_view 
   return mac;
 }
 
+std::array<std::byte, retry_key_size> compute_retry_key(std::string_view secret, std::uint64_t first,
+                                                       std::uint32_t count) {
+  std::string msg = "hio-ids-v1";
+  msg.push_back('\0');
+  std::byte fields[12];
+  store_le(fields, first);
+  store_le(fields + 8, count);
+  msg.append(reinterpret_cast<const char*>(fields), sizeof fields);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &out_len);
+  std::array<std::byte, retry_key_size> key;
+  std::memcpy(key.data(), out, key.size());
+  return key;
+}
+
 }  // namespace
+
+std::string retry_key(std::string_view secret, std::uint64_t first, std::uint32_t count) {
+  const auto key = compute_retry_key(secret, first, count);
+  return to_hex(std::span<const std::byte>(key));
+}
+
+bool valid_retry_key(std::string_view presented, std::string_view secret, std::uint64_t first,
+                     std::uint32_t count) {
+  const auto raw = from_hex(presented);
+  if (!raw || raw->size() != retry_key_size) return false;
+  const auto expected = compute_retry_key(secret, first, count);
+  return CRYPTO_memcmp(expected.data(), raw->data(), expected.size()) == 0;
+}
 
 lease_token mint_token(std::string_view secret, std::string_view target, std::uint64_t lease_id,
                        std::uint64_t first_tuple_id, std::uint32_t count, std::uint32_t expires_at) {

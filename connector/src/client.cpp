@@ -56,6 +56,7 @@ struct job {
   std::shared_ptr<const std::string> metadata;  // the client's default is shared by the tuples that use it
   std::uint64_t xxh3 = 0;
   std::uint64_t tuple_id = 0;            // 0 until first sent; then fixed for every retry
+  std::shared_ptr<const detail::issued_ids> issued;  // the lease that gave tuple_id: a retry presents its key
   std::uint32_t attempts = 0;
   std::uint64_t held_bytes = 0;          // counted against max_bytes_in_flight
   std::string last_failure;
@@ -84,6 +85,7 @@ struct session {
   detail::lease lease;
   std::unique_ptr<data_link> conn;
   bool retry = false;
+  std::shared_ptr<const detail::issued_ids> issued;  // a fresh lease's ids and key, shared by its jobs
   std::uint64_t next_id = 0;       // writer only
   std::uint32_t remaining = 0;     // writer only: ids of the lease not used yet
   steady::time_point opened;       // writer only
@@ -458,6 +460,7 @@ result<session_ptr> client::impl::open_session(const detail::lease& l, bool retr
   s->lease = l;
   s->conn = std::move(*conn);
   s->retry = retry;
+  if (!retry) s->issued = std::make_shared<const detail::issued_ids>(l.issued());
   s->next_id = l.first_id;
   s->remaining = l.count;
   s->opened = s->last_send = steady::now();
@@ -536,10 +539,12 @@ bool client::impl::write(session& s, job& j) {
 void client::impl::send_new(job_ptr j) {
   session& s = *cur_;
   j->tuple_id = s.next_id;
+  j->issued = s.issued;
   ++j->attempts;
   job* p = j.get();
   if (!push(s, j, false)) {  // the reader stopped meanwhile: keep the tuple for the next session
     p->tuple_id = 0;
+    p->issued.reset();
     --p->attempts;
     {
       std::lock_guard lk(mu_);
@@ -560,7 +565,9 @@ void client::impl::send_new(job_ptr j) {
 void client::impl::send_retry_run(retry_run run) {
   const std::uint64_t first = run.jobs.front()->tuple_id;
   const auto count = static_cast<std::uint32_t>(run.jobs.size());
-  auto l = leases_->request(detail::retry_lease_body(opt.source_name, first, count, opt.transport, instance_),
+  const auto& issued = run.jobs.front()->issued;
+  auto l = leases_->request(detail::retry_lease_body(opt.source_name, first, count,
+                                                     issued ? *issued : detail::issued_ids{}, opt.transport, instance_),
                             opt.lease_timeout);
   if (!l) {
     if (l.error().code == static_cast<int>(errc::closed)) {
@@ -661,7 +668,9 @@ void client::impl::schedule_retry(std::deque<job_ptr> jobs, const std::string& f
       exhausted.push_back(std::move(j));
       continue;
     }
-    if (runs.empty() || runs.back().jobs.back()->tuple_id + 1 != j->tuple_id) {
+    // A run is contiguous and from one issuing lease, whose retry key covers it.
+    const job* last = runs.empty() ? nullptr : runs.back().jobs.back().get();
+    if (!last || last->tuple_id + 1 != j->tuple_id || last->issued != j->issued) {
       runs.push_back(retry_run{{}, now + detail::backoff_delay(j->attempts > 0 ? j->attempts - 1 : 0)});
     }
     runs.back().jobs.push_back(std::move(j));

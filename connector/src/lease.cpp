@@ -51,9 +51,11 @@ std::string new_lease_body(std::string_view source, std::uint32_t count, std::ui
 }
 
 std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
-                             std::string_view transport, std::string_view client) {
+                             const issued_ids& issued, std::string_view transport, std::string_view client) {
   nlohmann::ordered_json j;
   j["retry"] = {{"first", first}, {"count", count}};
+  if (!issued.key.empty())
+    j["retry"]["issued"] = {{"first", issued.first}, {"count", issued.count}, {"key", issued.key}};
   j["source"] = source;
   if (!client.empty()) j["client"] = client;
   if (transport != "tcp") j["transport"] = transport;
@@ -83,6 +85,11 @@ result<lease> parse_lease(std::string_view body) {
     l.via = *via;
     if (l.via == transport::ucx && j.contains("ucx_address") && j["ucx_address"].is_string())
       l.ucx_address = j["ucx_address"].get<std::string>();
+    if (j.contains("retry_key")) {
+      if (!j["retry_key"].is_string() || j["retry_key"].get_ref<const std::string&>().size() != 2 * retry_key_size)
+        return fail(errc::bad_lease, "lease answer has a bad retry_key");
+      l.retry_key = j["retry_key"].get<std::string>();
+    }
     auto token = token_from_hex(j.at("token").get<std::string>());
     if (!token) return fail(errc::bad_lease, "lease answer has a bad token: " + token.error().message);
     l.token = *token;

@@ -17,6 +17,14 @@
 
 namespace hio::connector::detail {
 
+// Tuple ids [first, first + count) as the master handed them out, with their retry key: what a retry
+// lease over any of them must present (docs/protocol.md, "Retries").
+struct issued_ids {
+  std::uint64_t first = 0;
+  std::uint32_t count = 0;
+  std::string key;  // 32 hex digits; empty when the master sent none (its retries are then refused)
+};
+
 struct lease {
   bool queue = false;              // kind "queue": the master's overflow queue, else a worker channel
   std::string host;
@@ -30,6 +38,9 @@ struct lease {
   lease_token token{};
   transport via = transport::tcp;  // how to connect to host:port
   std::string ucx_address;         // with via ucx: the channel's UCP worker address (hex); empty: its listener
+  std::string retry_key;           // proves this source holds [first_id, first_id + count)
+
+  issued_ids issued() const { return {first_id, count, retry_key}; }
 };
 
 // The tuple ids to ask for: `asked`, or for 0, 64 MiB of tuples of `bytes_hint` bytes, 64..65536.
@@ -40,8 +51,10 @@ std::uint32_t session_length(std::uint32_t asked, std::uint64_t bytes_hint);
 std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
                            std::string_view transport = "tcp", std::string_view client = {},
                            std::uint64_t ends = 0);
+// A retry of [first, first + count), ids within `issued` (the range and key of the lease that gave them).
 std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
-                             std::string_view transport = "tcp", std::string_view client = {});
+                             const issued_ids& issued, std::string_view transport = "tcp",
+                             std::string_view client = {});
 
 // Parses a 200 answer. errc::bad_lease when a field is missing or the token does not decode.
 result<lease> parse_lease(std::string_view body);

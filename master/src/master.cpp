@@ -25,6 +25,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <thread>
 
@@ -175,6 +176,10 @@ struct master::impl {
 
   boost::asio::io_context http_io, queue_io;
   std::unique_ptr<http::server> http_server;
+  // Worker control (registration, heartbeats, free, drain) on its own io_context and thread, so that no
+  // public request, however slow, holds up a heartbeat. The REST port serves the same calls too.
+  boost::asio::io_context control_io;
+  std::unique_ptr<http::server> control_server;
   std::unique_ptr<receiver> queue_rx;
   std::vector<std::thread> threads;
   std::thread scaling_thread;
@@ -188,7 +193,7 @@ struct master::impl {
   scale_decision last_decision;
 
   std::atomic<std::uint64_t> leases{0}, channel_leases{0}, queue_leases{0}, tuples_leased{0}, refusals{0},
-      dispatched{0}, dispatch_failures{0}, bad_requests{0}, ucx_leases{0};
+      dispatched{0}, dispatch_failures{0}, bad_requests{0}, ucx_leases{0}, retry_refusals{0};
 
   explicit impl(options o)
       : opt(std::move(o)), cm(channel_manager::options{opt.lease_ttl + 2s, opt.worker_timeout}),
@@ -200,6 +205,27 @@ struct master::impl {
   http::response handle(const http::request& r) {
     try {
       auto res = route(r);
+      if (res.status >= 400) ++bad_requests;
+      return res;
+    } catch (const json::exception& e) {
+      ++bad_requests;
+      return http::error_response(400, json_error_text(e));
+    }
+  }
+
+  std::uint64_t refused_connections() const {
+    return (http_server ? http_server->refused_connections() : 0) +
+           (queue_rx ? queue_rx->counters().refused_connections : 0);
+  }
+
+  // The control port's calls: /v1/workers… (with the cluster secret) and /healthz.
+  http::response handle_control(const http::request& r) {
+    try {
+      if (r.path == "/healthz") return http::json_response(R"({"ok":true})");
+      if (r.path != "/v1/workers" && !r.path.starts_with("/v1/workers/"))
+        return http::error_response(404, "the control port serves /v1/workers only; the REST port serves " + r.path);
+      if (!worker_auth(r)) return http::error_response(401, "worker calls need the cluster secret as Bearer token");
+      auto res = workers(r);
       if (res.status >= 400) ++bad_requests;
       return res;
     } catch (const json::exception& e) {
@@ -273,6 +299,42 @@ struct master::impl {
     return repository.get(p);
   }
 
+  // A retry's ids and count, from {"first": F, "count": K, "issued": {"first": F0, "count": K0, "key": k}}:
+  // [F, F + K) must lie in [F0, F0 + K0), a range this master handed out, and k must be that range's
+  // retry key, which only the source it was handed to holds. Errors: 400 (malformed, ids never issued),
+  // 403 (no key, or not the key of those ids).
+  result<std::pair<std::uint64_t, std::uint32_t>> check_retry(const json& rt) const {
+    const auto unsigned_field = [](const json& o, const char* key) {
+      return o.contains(key) && o[key].is_number_unsigned();
+    };
+    if (!rt.is_object() || !unsigned_field(rt, "first") || (rt.contains("count") && !unsigned_field(rt, "count")))
+      return make_error(400, R"("retry" must be {"first": <tuple id>, "count": <n>, "issued": {...}})");
+    const auto first = rt["first"].get<std::uint64_t>();
+    const auto n = rt.value("count", std::uint64_t{1});
+    if (n == 0 || n > opt.max_session_tuples)
+      return make_error(400, "retry count must be 1.." + std::to_string(opt.max_session_tuples));
+    const std::uint64_t issued_end = tuple_ids->peek();  // ids below it were handed out
+    if (first == 0 || first > issued_end || n > issued_end - first)
+      return make_error(400, "retry names tuple ids this master never issued");
+    if (!rt.contains("issued"))
+      return make_error(403, "a retry lease needs the retry key of the lease that issued its ids: "
+                             R"("issued": {"first": F, "count": K, "key": "<retry_key>"})");
+    const auto& is = rt["issued"];
+    if (!is.is_object() || !unsigned_field(is, "first") || !unsigned_field(is, "count") || !is.contains("key") ||
+        !is["key"].is_string())
+      return make_error(400, R"("retry.issued" must be {"first": <tuple id>, "count": <n>, "key": "<hex>"})");
+    const auto f0 = is["first"].get<std::uint64_t>();
+    const auto n0 = is["count"].get<std::uint64_t>();
+    if (n0 > std::numeric_limits<std::uint32_t>::max() || first < f0 || first - f0 > n0 || n > n0 - (first - f0))
+      return make_error(403, "retry ids [" + std::to_string(first) + ", +" + std::to_string(n) +
+                                 ") are not within the issued range [" + std::to_string(f0) + ", +" +
+                                 std::to_string(n0) + ")");
+    if (!valid_retry_key(is["key"].get_ref<const std::string&>(), opt.secret, f0, static_cast<std::uint32_t>(n0)))
+      return make_error(403, "retry key does not match the issued range [" + std::to_string(f0) + ", +" +
+                                 std::to_string(n0) + "): only the source those ids were leased to may resend them");
+    return std::pair{first, static_cast<std::uint32_t>(n)};
+  }
+
   http::response lease(const http::request& r) {
     if (!opt.source_token.empty() && !same_secret(r.bearer(), opt.source_token))
       return http::error_response(401, "this master needs a source token: Authorization: Bearer <token>");
@@ -291,17 +353,13 @@ struct master::impl {
     std::uint32_t count = 1;
     bool retry = false;
     if (body.contains("retry")) {
-      const auto& rt = body["retry"];
-      if (!rt.is_object() || !rt.contains("first") || !rt["first"].is_number_unsigned() ||
-          (rt.contains("count") && !rt["count"].is_number_unsigned()))
-        return http::error_response(400, R"("retry" must be {"first": <tuple id>, "count": <n>})");
-      first = rt["first"].get<std::uint64_t>();
-      const auto n = rt.value("count", std::uint64_t{1});
-      if (n == 0 || n > opt.max_session_tuples)
-        return http::error_response(400, "retry count must be 1.." + std::to_string(opt.max_session_tuples));
-      if (first == 0 || first + n > tuple_ids->peek())
-        return http::error_response(400, "retry names tuple ids this master never issued");
-      count = static_cast<std::uint32_t>(n);
+      auto checked = check_retry(body["retry"]);
+      if (!checked) {
+        if (checked.error().code == 403) ++retry_refusals;
+        return http::error_response(checked.error().code, checked.error().message);
+      }
+      first = checked->first;
+      count = checked->second;
       retry = true;
     } else if (body.contains("count")) {
       if (!body["count"].is_number_unsigned() || body["count"].get<std::uint64_t>() == 0)
@@ -385,6 +443,7 @@ struct master::impl {
     out["first_id"] = first;
     out["count"] = count;
     out["expires_at"] = expires;
+    out["retry_key"] = retry_key(opt.secret, first, count);
     ++leases;
     tuples_leased += count;
     return http::json_response(out.dump());
@@ -444,7 +503,9 @@ struct master::impl {
         cm.register_worker(id, host, std::move(channels), now, b.value("instance", ""));
       }
       dispatch_cv.notify_all();
-      return http::json_response(json{{"ok", true}, {"heartbeat_ms", 500}}.dump());
+      return http::json_response(
+          json{{"ok", true}, {"heartbeat_ms", 500}, {"control_port", control_server ? control_server->port() : 0}}
+              .dump());
     }
     // /v1/workers/<id>[/<verb>]
     std::string rest = r.path.substr(std::string("/v1/workers/").size());
@@ -486,6 +547,7 @@ struct master::impl {
         rep.bytes = c.value("bytes", std::uint64_t{0});
         rep.restarts = c.value("restarts", std::uint64_t{0});
         rep.processor_restarts = c.value("processor_restarts", std::uint64_t{0});
+        rep.refused_connections = c.value("refused_connections", std::uint64_t{0});
         reports.push_back(rep);
       }
       bool known;
@@ -518,6 +580,7 @@ struct master::impl {
     std::lock_guard lock(mutex);
     json ws = json::array();
     std::size_t busy = 0, credits = 0;
+    std::uint64_t channel_refused = 0;  // as the workers last reported
     for (const auto& w : cm.workers()) {
       json chans = json::array();
       std::size_t wfree = 0;
@@ -535,7 +598,9 @@ struct master::impl {
                          {"saturated", c.last_report.saturated},
                          {"processed", c.last_report.processed}, {"failed", c.last_report.failed},
                          {"bytes", c.last_report.bytes}, {"restarts", c.last_report.restarts},
-                         {"processor_restarts", c.last_report.processor_restarts}});
+                         {"processor_restarts", c.last_report.processor_restarts},
+                         {"refused_connections", c.last_report.refused_connections}});
+        channel_refused += c.last_report.refused_connections;
       }
       ws.push_back({{"id", w.id}, {"host", w.host}, {"draining", w.draining}, {"free", wfree},
                     {"busy", w.channels.size() - wfree}, {"channels", std::move(chans)}});
@@ -555,6 +620,7 @@ struct master::impl {
     return {
         {"version", hio::version},
         {"repository", opt.repository_url},
+        {"control_port", control_server ? control_server->port() : 0},
         {"uptime_s", std::chrono::duration<double>(clock_type::now() - started).count()},
         {"workers", std::move(ws)},
         {"channels", {{"total", cm.total_channels()}, {"free", cm.free_channels()}, {"busy", busy}, {"credits", credits}}},
@@ -568,7 +634,8 @@ struct master::impl {
           {"tuples_leased", tuples_leased.load()}, {"ucx_leases", ucx_leases.load()}, {"lease_refusals", refusals.load()},
           {"queued", q.enqueued_total}, {"dispatch_failures", dispatch_failures.load()},
           {"processed", t.processed}, {"failed", t.failed}, {"bytes", t.bytes}, {"channel_restarts", t.restarts},
-          {"bad_requests", bad_requests.load()}}},
+          {"bad_requests", bad_requests.load()}, {"retry_refusals", retry_refusals.load()},
+          {"refused_connections", refused_connections()}, {"channel_refused_connections", channel_refused}}},
         {"rates", {{"tuples_per_s", tps}, {"bytes_per_s", bps}}},
         {"scaling", scaling_status()},
     };
@@ -691,6 +758,14 @@ struct master::impl {
     line("hio_leases_total", "counter", "Leases handed out.", s["counters"]["leases"]);
     line("hio_tuples_leased_total", "counter", "Tuple ids handed out in leases.", s["counters"]["tuples_leased"]);
     line("hio_lease_refusals_total", "counter", "Lease requests refused with 503.", s["counters"]["lease_refusals"]);
+    line("hio_refused_connections_total", "counter",
+         "Connections closed at accept (REST and queue port): over a per-peer or per-port limit.",
+         s["counters"]["refused_connections"]);
+    line("hio_channel_refused_connections_total", "counter",
+         "Connections the registered workers' channel ports closed at accept, as last reported.",
+         s["counters"]["channel_refused_connections"]);
+    line("hio_retry_refusals_total", "counter", "Retry leases refused (403): no key, or not the key of those ids.",
+         s["counters"]["retry_refusals"]);
     line("hio_tuples_queued_total", "counter", "Tuples accepted into the overflow queue.", s["counters"]["queued"]);
     line("hio_tuples_processed_total", "counter", "Tuples processed and stored by channels.", s["counters"]["processed"]);
     line("hio_tuples_failed_total", "counter", "Tuples whose processing failed.", s["counters"]["failed"]);
@@ -871,6 +946,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   ro.secret = p->opt.secret;
   ro.target = std::string(queue_target);
   ro.max_tuple_bytes = p->opt.max_tuple_bytes;
+  ro.connections = p->opt.connections;
   auto rx = receiver::start(p->queue_io, ro, *p->qhandler);
   if (!rx) return rx.error();
   p->queue_rx = std::move(*rx);
@@ -881,12 +957,19 @@ result<std::unique_ptr<master>> master::start(options o) {
   // A lease body is a few hundred bytes, a registration or heartbeat lists a worker's channels; nothing
   // the master takes is large, so a body past these is refused before it is read.
   so.max_body_bytes = 1 << 20;
+  so.connections = p->opt.connections;
   so.body_limit = [](std::string_view method, std::string_view path) -> std::uint64_t {
     return method == "POST" && path == "/v1/streams" ? 16 << 10 : 1 << 20;
   };
   auto srv = http::server::start(p->http_io, so, [raw = p.get()](const http::request& r) { return raw->handle(r); });
   if (!srv) return srv.error();
   p->http_server = std::move(*srv);
+  http::server_options co = so;
+  co.port = p->opt.control_port;
+  auto control = http::server::start(p->control_io, co,
+                                     [raw = p.get()](const http::request& r) { return raw->handle_control(r); });
+  if (!control) return control.error();
+  p->control_server = std::move(*control);
   if (p->opt.workers.repository_url.empty()) p->opt.workers.repository_url = p->opt.repository_url;
   if (p->opt.autoscale) {
     if (p->opt.workers.master_url.empty())
@@ -901,6 +984,7 @@ result<std::unique_ptr<master>> master::start(options o) {
   for (int i = 0; i < std::max(1, raw->opt.http_threads); ++i)
     raw->threads.emplace_back([raw] { raw->http_io.run(); });
   raw->threads.emplace_back([raw] { raw->queue_io.run(); });
+  raw->threads.emplace_back([raw] { raw->control_io.run(); });
   for (std::size_t i = 0; i < std::max<std::size_t>(1, raw->opt.dispatch_threads); ++i)
     raw->threads.emplace_back([raw] { raw->dispatch_loop(); });
   raw->threads.emplace_back([raw] { raw->maintenance_loop(); });
@@ -913,6 +997,7 @@ master::~master() { stop(); }
 
 std::uint16_t master::port() const { return impl_->http_server->port(); }
 std::uint16_t master::data_port() const { return impl_->queue_rx->port(); }
+std::uint16_t master::control_port() const { return impl_->control_server->port(); }
 http::response master::handle(const http::request& r) { return impl_->handle(r); }
 
 void master::stop() {
@@ -926,8 +1011,10 @@ void master::stop() {
   if (d.scaling_thread.joinable()) d.scaling_thread.join();
   d.prov.reset();  // local workers drain and exit while the master still answers them
   d.http_server->stop();
+  d.control_server->stop();
   d.queue_rx->stop();
   d.http_io.stop();
+  d.control_io.stop();
   d.queue_io.stop();
   for (auto& t : d.threads) t.join();
   d.qhandler->join();  // its syncs answer through queue_io, which must outlive them

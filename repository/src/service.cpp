@@ -2,6 +2,7 @@
 
 #include <hio/common/hash.hpp>
 #include <hio/common/json.hpp>
+#include <hio/common/log.hpp>
 #include <hio/common/secret.hpp>
 
 #include <spdlog/spdlog.h>
@@ -63,7 +64,7 @@ class service {
     if (p == "/metrics") {
       http::response res;
       res.content_type = "text/plain; version=0.0.4";
-      res.body = metrics_text(store_->counts());
+      res.body = metrics_text(store_->counts(), refused_connections());
       return res;
     }
     return http::error_response(404, "no such endpoint: " + p);
@@ -215,7 +216,12 @@ class service {
                                          {"rows_read", c.rows_read},
                                          {"batches", c.batches},
                                          {"duplicates", c.duplicates},
-                                         {"conflicts", c.conflicts}}));
+                                         {"conflicts", c.conflicts},
+                                         {"refused_connections", refused_connections()}}));
+  }
+
+  std::uint64_t refused_connections() const {
+    return options_.refused_connections ? options_.refused_connections() : 0;
   }
 
   std::shared_ptr<store> store_;
@@ -229,7 +235,7 @@ store_options to_store_options(const service_options& options) {
 }
 
 std::uint64_t body_limit(std::string_view method, std::string_view path) noexcept {
-  if (method == "POST" && (path == "/v1/records" || path == "/v1/knowledge")) return UINT64_MAX;
+  if (method == "POST" && (path == "/v1/records" || path == "/v1/knowledge")) return max_record_batch_bytes;
   return 64 << 10;
 }
 
@@ -245,8 +251,9 @@ http::handler make_handler(std::shared_ptr<store> s, service_options options) {
     if (res.status >= 400) {
       std::string_view body = res.body;
       while (!body.empty() && body.back() == '\n') body.remove_suffix(1);
-      spdlog::warn("rejected {} {} from {}: {} {}", req.method, req.target.substr(0, 200), req.remote, res.status,
-                   body.substr(0, 300));
+      static log_limiter limit;
+      log_limited(limit, spdlog::level::warn, "rejected {} {} from {}: {} {}", log_escape(req.method, 16),
+                  log_escape(req.target, 200), req.remote, res.status, log_escape(body, 300));
     }
     return res;
   };
@@ -294,7 +301,7 @@ json record_to_json(const feature_record& r) {
               {"series", std::move(series)}};
 }
 
-std::string metrics_text(const store_counts& c) {
+std::string metrics_text(const store_counts& c, std::uint64_t refused_connections) {
   std::string out;
   auto metric = [&out](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
     out += "# HELP hio_repository_";
@@ -319,6 +326,8 @@ std::string metrics_text(const store_counts& c) {
   metric("duplicates_total", "counter", "Records refused because their tuple was already stored.", c.duplicates);
   metric("conflicts_total", "counter", "Records refused because their tuple id holds another size or XXH3.",
          c.conflicts);
+  metric("refused_connections_total", "counter",
+         "Connections closed at accept: over the per-peer or per-port connection limit.", refused_connections);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // The JSON body of POST /v1/streams (a lease request, from any source). master/src/master.cpp parses it
-// with parse_untrusted_json (common/src/json.cpp), then reads its fields after checking their types;
+// with parse_untrusted_json (common/src/json.cpp: depth, NUL bytes, keys given twice), then reads its
+// fields after checking their types;
 // this target does both. Input: the request body.
 #include <hio/common/json.hpp>
 
@@ -32,6 +33,26 @@ void read_lease_fields(const nlohmann::json& body) {
   (void)sink;
 }
 
+// Whether some object of `text` (valid JSON) has a key twice: the keys the parser reports outnumber the
+// members of the objects it builds, which keep one value per key.
+bool repeats_a_key(std::string_view text) {
+  std::size_t keys = 0;
+  const auto j = nlohmann::json::parse(
+      text, [&](int, nlohmann::json::parse_event_t e, nlohmann::json&) {
+        keys += e == nlohmann::json::parse_event_t::key;
+        return true;
+      },
+      false);
+  std::size_t members = 0;
+  const auto count = [&](const auto& self, const nlohmann::json& v) -> void {
+    if (v.is_object()) members += v.size();
+    if (v.is_structured())
+      for (const auto& x : v) self(self, x);
+  };
+  count(count, j);
+  return keys > members;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -40,17 +61,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t depth = hio::json_depth(text);
   if (!body) {
     HIO_FUZZ_CHECK(!body.error().message.empty());
-    // Refused only for a reason: too deep, or not JSON (nlohmann::json would stop at a NUL byte).
+    // Refused only for a reason: too deep, not JSON (nlohmann::json would stop at a NUL byte), or a key
+    // twice in one object.
     HIO_FUZZ_CHECK(depth > hio::max_json_depth || text.find('\0') != std::string_view::npos ||
-                   !nlohmann::json::accept(text));
+                   !nlohmann::json::accept(text) || repeats_a_key(text));
     return 0;
   }
   HIO_FUZZ_CHECK(depth <= hio::max_json_depth);
   HIO_FUZZ_CHECK(text.find('\0') == std::string_view::npos);
+  HIO_FUZZ_CHECK(!repeats_a_key(text));
   read_lease_fields(*body);
   // What was accepted can be printed (error answers and logs quote bodies) and reads back the same.
   const std::string printed = body->dump();
-  HIO_FUZZ_CHECK(hio::json_depth(printed) <= depth);  // less when a duplicate key dropped a deeper value
+  HIO_FUZZ_CHECK(hio::json_depth(printed) <= depth);
   const auto again = hio::parse_untrusted_json(printed);
   HIO_FUZZ_CHECK(again.has_value());
   HIO_FUZZ_CHECK(again->dump() == printed);

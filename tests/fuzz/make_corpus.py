@@ -48,8 +48,8 @@ def string(s):
     return struct.pack("<Q", len(b)) + b
 
 
-def record(tuple_id, series=True):
-    r = struct.pack("<QQ", tuple_id, 0) + string("src") + struct.pack("<QQB", 4096, 0xabcdef, 0)
+def record(tuple_id, series=True, status=0):
+    r = struct.pack("<QQ", tuple_id, 0) + string("src") + struct.pack("<QQB", 4096, 0xabcdef, status)
     r += string("") + string('{"run":1}') + string("w1/0") + struct.pack("<Iq", 0, 1700000000000)
     r += struct.pack("<Q", 2) + string("mean") + struct.pack("<d", 0.5) + string("var") + struct.pack("<d", 2.0)
     if series:
@@ -67,6 +67,8 @@ write("record_batch", "raw_v2_empty", b"\x01" + batch(0x32524948, []))
 write("record_batch", "raw_v1_one", b"\x01" + batch(0x31524948, [record(3, series=False)]))
 write("record_batch", "raw_unknown_magic", b"\x01" + batch(0x33524948, []))
 write("record_batch", "raw_truncated", b"\x01" + v2[:-5])
+write("record_batch", "raw_failed", b"\x01" + batch(0x32524948, [record(4, status=1)]))
+write("record_batch", "raw_unknown_status", b"\x01" + batch(0x32524948, [record(5, status=7)]))
 write("record_batch", "raw_huge_count", b"\x01" + b"\x01" + struct.pack("<IQ", 0x32524948, 1 << 40))
 with tempfile.TemporaryDirectory() as tmp:
     raw = os.path.join(tmp, "batch")
@@ -115,6 +117,10 @@ for name, body in {
 write("lease_body", "deep", "[" * 65 + "]" * 65)
 write("lease_body", "at_limit", "[" * 64 + "]" * 64)
 write("lease_body", "not_json", '{"count": 4,')
+write("lease_body", "retry_issued", json.dumps({"retry": {"first": 12, "count": 2, "issued": {
+    "first": 10, "count": 64, "key": "00112233445566778899aabbccddeeff"}}, "source": "sim"}))
+write("lease_body", "repeated_count", '{"count": 1, "source": "sim", "count": 65536}')
+write("lease_body", "repeated_nested", '{"retry": {"first": 10, "first": 1}, "count": 2}')
 write("lease_body", "escapes", '{"source": "\\u00e9\\ud83d\\ude00\\"\\\\", "transport": "tcp"}')
 
 # --- metadata: the metadata field of a DATA frame ---

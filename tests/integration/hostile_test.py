@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Hostile input against a real cluster: JSON nesting bombs in tuple metadata and in REST bodies, and
-other bytes sent under a tuple id already stored.
+"""Hostile input against a real cluster: JSON nesting bombs in tuple metadata and in REST bodies, retry
+leases over another source's tuple ids, and other bytes sent under a tuple id already stored.
 
 Each attack must get a clear answer (a FAILED ack with the reason, or a 400), must not stop the cluster
 serving honest sources, and must leave nothing downstream (repository, /v1/failures, /v1/features) that a
@@ -102,29 +102,104 @@ def send_one(lease, tuple_id, payload, meta=b"{}"):
         return answer(s)
 
 
-def test_other_bytes_under_a_stored_tuple_id_are_a_conflict_never_stored():
+def retry_body(first, count, issued=None):
+    body = {"retry": {"first": first, "count": count}}
+    if issued is not None:
+        body["retry"]["issued"] = issued
+    return body
+
+
+def issued_of(lease):
+    return {"first": lease["first_id"], "count": lease["count"], "key": lease["retry_key"]}
+
+
+def test_a_retry_lease_over_another_sources_ids_is_refused():
     c = Cluster(workers=1, channels=2, processor="noop")
     try:
-        status, body = http("POST", c.master_url + "/v1/streams", {"source": "honest", "count": 1})
+        status, body = http("POST", c.master_url + "/v1/streams", {"source": "honest", "count": 4})
+        assert status == 200, body
         honest = json.loads(body)
         tid = honest["first_id"]
-        # Someone else takes a retry lease for the honest source's id and stores junk under it first.
-        status, body = http("POST", c.master_url + "/v1/streams", {"retry": {"first": tid, "count": 1}})
-        assert status == 200, body
-        junk = send_one(json.loads(body), tid, b"junk")
-        assert junk[:2] == (2, 0), junk
-        # The honest tuple then arrives: it is refused as a conflict (acked failed, with the reason).
+        assert len(honest["retry_key"]) == 32, honest
+        status, body = http("POST", c.master_url + "/v1/streams", {"source": "attacker", "count": 4})
+        mine = json.loads(body)
+        # Every way a second client can name the honest source's ids is refused with 403 and the reason.
+        attempts = [
+            retry_body(tid, 1),                                          # no key
+            retry_body(tid, 1, issued_of(mine)),                         # its own key, not its ids
+            retry_body(tid, 1, dict(issued_of(honest), key=mine["retry_key"])),  # the honest range, own key
+            retry_body(tid, 1, dict(issued_of(honest), key="0" * 32)),   # a guessed key
+            retry_body(tid, 1, {"first": tid, "count": 1, "key": honest["retry_key"]}),  # a key for 4, not 1
+        ]
+        for a in attempts:
+            status, body = http("POST", c.master_url + "/v1/streams", a)
+            assert status == 403, (a, status, body)
+            assert "retry" in json.loads(body)["error"], body
+        print(f"  refused: {json.loads(body)['error']!r}")
+        status, body = http("POST", c.master_url + "/v1/streams", retry_body(tid, 1, {"first": tid, "count": "4",
+                                                                                  "key": honest["retry_key"]}))
+        assert status == 400 and "retry.issued" in json.loads(body)["error"], (status, body)
+        s = get_json(c.master_url + "/v1/status")
+        assert s["counters"]["retry_refusals"] == len(attempts), s["counters"]
+        _, metrics = http("GET", c.master_url + "/metrics")
+        assert f"hio_retry_refusals_total {len(attempts)}".encode() in metrics
+
+        # The honest source's tuple is stored with its own bytes.
         real = send_one(honest, tid, b"the real tuple")
-        assert real[:2] == (2, 1) and "conflict" in real[2], real
+        assert real[:2] == (2, 0), real
+        record = get_json(f"{c.repository_url}/v1/tuples/{tid}")
+        assert record["xxh3"] == f"{xxh3_bytes(b'the real tuple'):016x}", record
+        # Its holder may retry any part of its range, with the key of the whole range or of the retry lease.
+        status, body = http("POST", c.master_url + "/v1/streams", retry_body(tid + 1, 2, issued_of(honest)))
+        assert status == 200, body
+        again = json.loads(body)
+        status, body = http("POST", c.master_url + "/v1/streams", retry_body(tid + 2, 1, issued_of(again)))
+        assert status == 200, body
+
+        # Other bytes from the holder itself (a buggy source) are a conflict, never stored.
+        status, body = http("POST", c.master_url + "/v1/streams", retry_body(tid, 1, issued_of(honest)))
+        assert status == 200, body
+        other = send_one(json.loads(body), tid, b"junk")
+        assert other[:2] == (2, 1) and "conflict" in other[2], other
         counts = get_json(c.repository_url + "/v1/counts")
         assert counts["conflicts"] == 1, counts
         _, metrics = http("GET", c.repository_url + "/metrics")
         assert b"hio_repository_conflicts_total 1" in metrics, metrics[-600:]
-        # A resend of the same bytes is still a duplicate, acknowledged stored (exactly-once retries).
-        status, body = http("POST", c.master_url + "/v1/streams", {"retry": {"first": tid, "count": 1}})
-        again = send_one(json.loads(body), tid, b"junk")
-        assert again[:2] == (2, 0), again
-        print(f"  conflict reason: {real[2]!r}")
+        # A resend of the same bytes is a duplicate, acknowledged stored (exactly-once retries).
+        status, body = http("POST", c.master_url + "/v1/streams", retry_body(tid, 1, issued_of(honest)))
+        assert send_one(json.loads(body), tid, b"the real tuple")[:2] == (2, 0)
+        assert get_json(f"{c.repository_url}/v1/tuples/{tid}")["xxh3"] == record["xxh3"]
+
+        # While an honest stream runs, a second client tries retries over every id issued so far: all
+        # refused, and the honest tuples are stored exactly once with their own bytes.
+        stop, refused, granted = threading.Event(), [0], [0]
+
+        def hijack():
+            while not stop.is_set():
+                st, b = http("POST", c.master_url + "/v1/streams", {"source": "attacker", "count": 1})
+                if st != 200:
+                    continue
+                own = json.loads(b)
+                for first in range(max(1, own["first_id"] - 256), own["first_id"], 16):
+                    st, _ = http("POST", c.master_url + "/v1/streams", retry_body(first, 16, issued_of(own)))
+                    granted[0] += st == 200
+                    refused[0] += st == 403
+
+        t = threading.Thread(target=hijack)
+        t.start()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                files = random_files(tmp, 60, 1024, 64 << 10, seed=9)
+                out = hio_stream(c.master_url, sorted(files), "honest-stream")
+                assert out.returncode == 0, out.stdout + out.stderr
+        finally:
+            stop.set()
+            t.join()
+        c.wait_drained()
+        problems = check_exactly_once(c.records(), files)
+        assert not problems, "\n".join(problems[:20])
+        assert granted[0] == 0 and refused[0] > 0, (granted, refused)
+        print(f"  {refused[0]} retry leases over other sources' ids refused during an honest stream")
     finally:
         c.close()
 

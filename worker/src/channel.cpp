@@ -48,6 +48,7 @@ result<void> channel::open_receiver(std::uint16_t port, std::uint16_t ucx_port) 
   ro.secret = options_.secret;
   ro.target = channel_target(options_.worker_id, options_.index);
   ro.max_tuple_bytes = options_.max_tuple_bytes;
+  ro.connections = options_.connections;
   auto r = receiver::start(*io_, ro, *handler_);
   if (!r) {
     guard_.reset();
@@ -83,6 +84,8 @@ std::string channel::ucx_address() const {
 channel_status channel::status() const {
   auto s = handler_->status();
   s.port = port_.load();
+  std::lock_guard lock(mutex_);
+  s.refused_connections = refused_before_ + (receiver_ ? receiver_->counters().refused_connections : 0);
   return s;
 }
 
@@ -144,7 +147,10 @@ void channel::run() {
 bool channel::restart() {
   {
     std::lock_guard lock(mutex_);
-    if (receiver_) receiver_->stop();
+    if (receiver_) {
+      receiver_->stop();
+      refused_before_ += receiver_->counters().refused_connections;
+    }
     ucx_receiver_.reset();
     receiver_.reset();
     handler_->wait_stores();  // their answers are posted to the io_context: it must still exist

@@ -164,7 +164,9 @@ result<void> channel_handler::on_tuple(const lease_token& lease, const received_
   auto record = make_feature_record(t, processed, worker_id_, index_, unix_ms());
   if (processed.has_value()) record.series = processor_->take_series();
   if (record.status == record_status::failed) {
-    spdlog::warn("channel {}: tuple {} failed: {}", index_, t.tuple_id, record.error);
+    static log_limiter limit;
+    log_limited(limit, spdlog::level::warn, "channel {}: tuple {} failed: {}", index_, t.tuple_id,
+                log_escape(record.error));
   }
   it->second.push_back(std::move(record));
   return {};

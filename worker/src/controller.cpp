@@ -5,6 +5,7 @@
 #include "master_protocol.hpp"
 
 #include <hio/common/http.hpp>
+#include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
 
 #include <algorithm>
@@ -65,6 +66,7 @@ result<std::unique_ptr<controller>> controller::start(controller_options options
     co.core = static_cast<int>(i % cores);
     co.secret = o.secret;
     co.max_tuple_bytes = o.max_tuple_bytes;
+    co.connections = o.connections;
     co.sessions = o.channel_sessions;
     co.ucx = with_ucx;
     co.ucx_port = o.ucx_port_base != 0 ? static_cast<std::uint16_t>(o.ucx_port_base + i) : std::uint16_t{0};
@@ -163,8 +165,12 @@ void controller::notifier_loop() {
 
 void controller::heartbeat_loop() {
   const auto interval = options_.heartbeat_interval;
-  http::client master(options_.master_url, options_.secret,
-                      std::max<std::chrono::milliseconds>(std::chrono::seconds(2), interval * 2));
+  const auto timeout = std::max<std::chrono::milliseconds>(std::chrono::seconds(2), interval * 2);
+  http::client master(options_.master_url, options_.secret, timeout);
+  // Heartbeats go to the master's control port, named in its registration answer and served on a thread
+  // of its own there, so no public request can hold them up; to the REST port while it names none.
+  std::optional<http::client> control;
+  std::uint16_t control_port = 0;
   std::vector<std::uint16_t> registered_ports;
   std::vector<std::string> registered_addresses;
   bool failing = false;  // log a failure once, and the recovery
@@ -210,12 +216,33 @@ void controller::heartbeat_loop() {
         registered_.store(true);
         registered_ports = ports;
         registered_addresses = addresses;
+        const auto answer = parse_json_or_discarded(r->body);
+        const auto port = answer.is_object() && answer.contains("control_port") &&
+                                  answer["control_port"].is_number_unsigned() &&
+                                  answer["control_port"].get<std::uint64_t>() <= 65535
+                              ? static_cast<std::uint16_t>(answer["control_port"].get<std::uint64_t>())
+                              : std::uint16_t{0};
+        const auto master_host = http::parse_url(options_.master_url);
+        if (port != 0 && master_host && port != control_port) {
+          control.emplace("http://" + master_host->host + ":" + std::to_string(port), options_.secret, timeout);
+          control_port = port;
+          spdlog::info("heartbeats go to the master's control port {}", port);
+        }
         spdlog::info("registered with master {} as {} ({} channels)", options_.master_url, options_.worker_id,
                      channels_.size());
       }
     } else {
-      auto r = master.post(detail::worker_path(options_.worker_id, "/heartbeat"),
-                           detail::heartbeat_body(draining_.load(), status()));
+      const auto path = detail::worker_path(options_.worker_id, "/heartbeat");
+      const auto body = detail::heartbeat_body(draining_.load(), status());
+      auto r = control ? control->post(path, body) : master.post(path, body);
+      // The control port is gone (the master restarted?): the REST port, until the worker registers again.
+      if (control && !r) {
+        spdlog::info("the master's control port {} does not answer ({}); heartbeats go to {}", control_port,
+                     r.error().message, options_.master_url);
+        control.reset();
+        control_port = 0;
+        r = master.post(path, body);
+      }
       if (r && r->status == 404) {
         spdlog::warn("master {} does not know this worker (it restarted?); registering again",
                      options_.master_url);

@@ -37,7 +37,8 @@ std::string heartbeat_body(bool draining, const std::vector<channel_status>& cha
                     {"failed", c.failed},
                     {"bytes", c.bytes},
                     {"restarts", c.restarts},
-                    {"processor_restarts", c.processor_restarts}});
+                    {"processor_restarts", c.processor_restarts},
+                    {"refused_connections", c.refused_connections}});
   }
   return nlohmann::json{{"draining", draining}, {"channels", std::move(list)}}.dump();
 }

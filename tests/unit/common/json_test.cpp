@@ -54,3 +54,24 @@ TEST_CASE("JSON text with a NUL byte is refused, not read up to the NUL") {
   CHECK_FALSE(check_metadata("{}\0"sv).has_value());
   CHECK(check_metadata(R"({"a":"\u0000"})").has_value());  // an escaped NUL inside a string is JSON
 }
+
+// The lease_body corpus's duplicate_keys seed: nlohmann::json keeps the last of two equal keys, another
+// reader the first, so {"count":1,"count":65536} meant one thing to the master and another to a log.
+TEST_CASE("an object with a key twice is refused, naming the key, at any depth") {
+  auto r = parse_untrusted_json(R"({"count":1,"source":"s","count":65536})");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message == R"(duplicate key "count" in an object)");
+  r = parse_untrusted_json(R"({"retry":{"first":1,"first":2}})");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.find(R"("first")") != std::string::npos);
+  CHECK(parse_json_or_discarded(R"([{"a":1},{"b":{"a":2,"a":3}}])").is_discarded());
+  // The same key in sibling or nested objects is not a duplicate.
+  CHECK(parse_untrusted_json(R"([{"a":1},{"a":2}])").has_value());
+  CHECK(parse_untrusted_json(R"({"a":{"a":{"a":1}},"b":{"a":2}})").has_value());
+  CHECK(parse_untrusted_json(R"({"a":[{"x":1}],"b":[{"x":1}]})").has_value());
+  // A long key is cut in the message.
+  const std::string key(1000, 'k');
+  r = parse_untrusted_json("{\"" + key + "\":1,\"" + key + "\":2}");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message.size() < 120);
+}

@@ -134,6 +134,45 @@ TEST_CASE("a small zstd frame that declares gigabytes is refused without allocat
   CHECK(after.ru_maxrss - before.ru_maxrss < 256 * 1024);  // KiB
 }
 
+// tests/fuzz/corpus/record_batch/raw_unknown_status: a status byte of 7 was taken for "failed".
+TEST_CASE("a record with an unknown status byte is refused") {
+  auto good = encode_records({feature_record{}});
+  std::string raw(ZSTD_getFrameContentSize(good.data(), good.size()), '\0');
+  REQUIRE(ZSTD_decompress(raw.data(), raw.size(), good.data(), good.size()) == raw.size());
+  // cereal's endianness byte, magic (4), record count (8), tuple id and cursor (16), source (8 + 0), size
+  // and xxh3 (16): the status.
+  const std::size_t status_at = 1 + 4 + 8 + 16 + 8 + 16;
+  REQUIRE(raw[status_at] == 0);
+  raw[status_at] = 1;
+  auto back = decode_records(compressed(raw));
+  REQUIRE(back.has_value());
+  CHECK(back->front().status == record_status::failed);
+  raw[status_at] = 7;
+  back = decode_records(compressed(raw));
+  REQUIRE_FALSE(back.has_value());
+  CHECK(back.error().code == 400);
+  CHECK(back.error().message.find("unknown record status 7") != std::string::npos);
+}
+
+TEST_CASE("a record batch declaring more than the decoded limit is refused from its frame header") {
+  // Frame headers declaring a content size (single segment, 4-byte size), then one corrupt block.
+  const auto frame = [](std::uint32_t declared) {
+    std::string f = "\x28\xb5\x2f\xfd\xa0";
+    f.append(reinterpret_cast<const char*>(&declared), sizeof declared);
+    f.append("\x05\x00\x00garbage");
+    return f;
+  };
+  auto back = decode_records(frame(static_cast<std::uint32_t>(max_record_batch_decoded_bytes + 1)));
+  REQUIRE_FALSE(back.has_value());
+  CHECK(back.error().code == 400);
+  CHECK(back.error().message.find("over the limit of 536870912") != std::string::npos);
+  // At the limit the frame header passes that check, and the next one refuses a frame this small.
+  back = decode_records(frame(static_cast<std::uint32_t>(max_record_batch_decoded_bytes)));
+  REQUIRE_FALSE(back.has_value());
+  CHECK(back.error().message.find("over the limit") == std::string::npos);
+  CHECK(max_record_batch_bytes == 64ull << 20);
+}
+
 TEST_CASE("ids increase and are never reused across a restart") {
   const auto dir = std::filesystem::temp_directory_path() / ("hio-ids-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);

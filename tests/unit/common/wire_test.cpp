@@ -82,6 +82,21 @@ TEST_CASE("a lease token round-trips through its 80-digit hex form") {
   CHECK_FALSE(token_from_hex(std::string(80, 'z')).has_value());
 }
 
+TEST_CASE("a retry key proves exactly one id range under one secret") {
+  const auto k = retry_key("s3cret", 1000, 10);
+  CHECK(k.size() == 2 * retry_key_size);
+  CHECK(valid_retry_key(k, "s3cret", 1000, 10));
+  CHECK_FALSE(valid_retry_key(k, "other", 1000, 10));
+  CHECK_FALSE(valid_retry_key(k, "s3cret", 1001, 10));
+  CHECK_FALSE(valid_retry_key(k, "s3cret", 1000, 11));
+  CHECK_FALSE(valid_retry_key(k.substr(0, 30), "s3cret", 1000, 10));
+  CHECK_FALSE(valid_retry_key("", "s3cret", 1000, 10));
+  CHECK_FALSE(valid_retry_key(std::string(32, 'z'), "s3cret", 1000, 10));
+  // Not the MAC of a lease token over the same range: the two are keyed for different uses.
+  const auto t = mint_token("s3cret", "queue", 1, 1000, 10, 500);
+  CHECK(k != to_hex(std::span<const std::byte>(t.mac)));
+}
+
 TEST_CASE("xxh3 hex spelling matches xxhsum's 16 lower-case digits") {
   // `printf abc | xxhsum -H3` prints 78af5f94892f3950
   CHECK(to_hex16(xxh3_64(std::string_view("abc"))) == "78af5f94892f3950");

@@ -166,6 +166,11 @@ TEST_CASE("a session the receiver ends mid-way is resent through a retry lease a
   REQUIRE(!retries.empty());
   CHECK(retries[0]["source"] == "test-source");
   CHECK(retries[0]["retry"]["count"].get<int>() >= 1);
+  CHECK(retries[0]["retry"]["issued"]["key"].is_string());
+  {
+    std::lock_guard lk(m.mu);
+    CHECK(m.refused_retries == 0);  // every retry presented the key of the lease that issued its ids
+  }
   const auto s = c.stats();
   CHECK(s.failed_sessions >= 1);
   CHECK(s.retry_leases >= 1);
@@ -173,6 +178,35 @@ TEST_CASE("a session the receiver ends mid-way is resent through a retry lease a
   std::lock_guard lk(m.handler.mu);
   CHECK(m.handler.unclean_sessions >= 1);
   CHECK(m.handler.durable.size() == 40);
+}
+
+TEST_CASE("a retry of a retry presents the key of the lease that issued the ids, and is granted") {
+  hio::test::fake_master m;
+  {
+    std::lock_guard lk(m.handler.mu);
+    m.handler.fail_tuples = 3;  // the first session and the next two retries each end at their first tuple
+  }
+  client c(options_for(m));
+  std::mt19937_64 rng(11);
+  std::vector<std::future<hio::result<send_result>>> futures;
+  for (int i = 0; i < 20; ++i) futures.push_back(c.async_send(random_bytes(rng, 500 + i)));
+  REQUIRE(c.flush(std::chrono::seconds(30)).has_value());
+  for (auto& f : futures) {
+    auto r = f.get();
+    REQUIRE(r.has_value());
+    CHECK(r->status == send_status::stored);
+  }
+  const auto retries = m.retry_requests();
+  CHECK(retries.size() >= 3);
+  for (const auto& r : retries) {
+    const auto& rt = r["retry"];
+    REQUIRE(rt.contains("issued"));
+    const auto f0 = rt["issued"]["first"].get<std::uint64_t>(), n0 = rt["issued"]["count"].get<std::uint64_t>();
+    CHECK(rt["first"].get<std::uint64_t>() >= f0);
+    CHECK(rt["first"].get<std::uint64_t>() + rt["count"].get<std::uint64_t>() <= f0 + n0);
+  }
+  std::lock_guard lk(m.mu);
+  CHECK(m.refused_retries == 0);
 }
 
 TEST_CASE("a connection dropped without an answer is resent through a retry lease") {

@@ -105,6 +105,7 @@ class fake_master {
   bool queue_kind = false;                 // leases of kind "queue"
   int divert_leases = 0;                   // the next this many leases point to divert_port instead
   std::uint16_t divert_port = 0;
+  int refused_retries = 0;                 // retries answered 403, as the master does: no or a wrong key
 
   fake_master() : guard_(io_.get_executor()) {
     receiver_options ro;
@@ -158,6 +159,15 @@ class fake_master {
     if (body.contains("retry")) {
       first = body["retry"].value("first", std::uint64_t{0});
       count = body["retry"].value("count", std::uint32_t{0});
+      // As the master: the ids must lie in a range handed out here, proven by that range's retry key.
+      const auto issued = body["retry"].value("issued", nlohmann::json::object());
+      const auto f0 = issued.value("first", std::uint64_t{0});
+      const auto n0 = issued.value("count", std::uint32_t{0});
+      if (!valid_retry_key(issued.value("key", std::string()), secret_, f0, n0) || first < f0 ||
+          first + count > f0 + n0) {
+        ++refused_retries;
+        return http::error_response(403, "retry key does not match the issued range");
+      }
     } else {
       count = body.value("count", std::uint32_t{1});
       first = next_id_;
@@ -176,7 +186,8 @@ class fake_master {
                      {"first_id", first},
                      {"count", count},
                      {"expires_at", expires},
-                     {"token", to_hex(token)}};
+                     {"token", to_hex(token)},
+                     {"retry_key", retry_key(secret_, first, count)}};
     return http::json_response(j.dump());
   }
 

@@ -23,14 +23,35 @@ nlohmann::json good_answer() {
 TEST_CASE("lease request bodies have the documented fields") {
   auto n = nlohmann::json::parse(new_lease_body("sim", 64, 6291456));
   CHECK(n == nlohmann::json{{"count", 64}, {"source", "sim"}, {"bytes", 6291456}});
-  auto r = nlohmann::json::parse(retry_lease_body("sim", 1000, 5));
-  CHECK(r == nlohmann::json{{"retry", {{"first", 1000}, {"count", 5}}}, {"source", "sim"}});
+  const std::string key(32, 'a');
+  auto r = nlohmann::json::parse(retry_lease_body("sim", 1000, 5, issued_ids{990, 64, key}));
+  CHECK(r == nlohmann::json{{"retry", {{"first", 1000}, {"count", 5},
+                                       {"issued", {{"first", 990}, {"count", 64}, {"key", key}}}}},
+                            {"source", "sim"}});
+  // Without a key (a master that sent none) the body says so by leaving "issued" out.
+  CHECK_FALSE(nlohmann::json::parse(retry_lease_body("sim", 1000, 5, issued_ids{}))["retry"].contains("issued"));
+}
+
+TEST_CASE("a lease answer's retry key is kept with its id range, and a malformed one is refused") {
+  auto a = good_answer();
+  const auto key = hio::retry_key("s", 1000, 64);
+  a["retry_key"] = key;
+  auto l = parse_lease(a.dump());
+  REQUIRE(l.has_value());
+  CHECK(l->retry_key == key);
+  CHECK(l->issued().first == 1000);
+  CHECK(l->issued().count == 64);
+  CHECK(l->issued().key == key);
+  a["retry_key"] = 5;
+  CHECK(parse_lease(a.dump()).error().code == static_cast<int>(errc::bad_lease));
+  a["retry_key"] = "abc";
+  CHECK(parse_lease(a.dump()).error().code == static_cast<int>(errc::bad_lease));
 }
 
 TEST_CASE("a lease body names the client instance when given one") {
   auto n = nlohmann::json::parse(new_lease_body("sim", 64, 10, "tcp", "a1b2"));
   CHECK(n["client"] == "a1b2");
-  auto r = nlohmann::json::parse(retry_lease_body("sim", 7, 1, "tcp", "a1b2"));
+  auto r = nlohmann::json::parse(retry_lease_body("sim", 7, 1, issued_ids{}, "tcp", "a1b2"));
   CHECK(r["client"] == "a1b2");
   CHECK_FALSE(n.contains("ends"));
   CHECK(nlohmann::json::parse(new_lease_body("sim", 64, 10, "tcp", "a1b2", 41))["ends"] == 41);
@@ -122,7 +143,7 @@ TEST_CASE("error messages come from {\"error\": ...} bodies, or the body itself"
 TEST_CASE("a lease request names the transport unless it is the default tcp, and the answer's is parsed") {
   auto n = nlohmann::json::parse(new_lease_body("sim", 1, 10, "ucx"));
   CHECK(n["transport"] == "ucx");
-  auto r = nlohmann::json::parse(retry_lease_body("sim", 7, 1, "auto"));
+  auto r = nlohmann::json::parse(retry_lease_body("sim", 7, 1, issued_ids{}, "auto"));
   CHECK(r["transport"] == "auto");
   CHECK_FALSE(nlohmann::json::parse(new_lease_body("sim", 1, 10)).contains("transport"));
   auto j = good_answer();

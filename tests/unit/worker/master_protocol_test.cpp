@@ -37,6 +37,7 @@ TEST_CASE("the heartbeat body reports draining and each channel's state, last le
   idle.restarts = 2;
   idle.processor_restarts = 3;
   idle.refused_lease_id = 14;
+  idle.refused_connections = 44;
   channel_status busy;
   busy.index = 1;
   busy.busy = true;
@@ -47,7 +48,7 @@ TEST_CASE("the heartbeat body reports draining and each channel's state, last le
   REQUIRE(body["channels"].size() == 2);
   CHECK(body["channels"][0] == json{{"index", 0}, {"state", "idle"}, {"active", json::array()}, {"saturated", false}, {"lease_id", 12}, {"refused_lease_id", 14}, {"processed", 5},
                                     {"failed", 1}, {"bytes", 500}, {"restarts", 2},
-                                    {"processor_restarts", 3}});
+                                    {"processor_restarts", 3}, {"refused_connections", 44}});
   CHECK(body["channels"][1]["state"] == "busy");
   CHECK(body["channels"][1]["active"] == json{20, 23});
   CHECK(body["channels"][1]["saturated"] == true);

@@ -2,6 +2,7 @@
 // A small HTTP/1.1 server and client. Boost.Beast stays inside http.cpp: everything that serves or calls
 // REST goes through here, so only one translation unit pays for Beast.
 
+#include <hio/common/connection_limits.hpp>
 #include <hio/common/error.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -53,6 +54,7 @@ struct server_options {
   std::function<std::uint64_t(std::string_view method, std::string_view path)> body_limit;
   std::chrono::milliseconds read_timeout{10000};            // a request must arrive within this
   std::chrono::milliseconds idle_timeout{60000};            // keep-alive connections close after this
+  connection_limit_options connections;                     // connections at once, per peer address and in all
 };
 
 // Serves `handler` on every connection, one coroutine per connection, on the given io_context (which
@@ -65,6 +67,8 @@ class server {
                                                handler h);
   ~server();
   std::uint16_t port() const noexcept;
+  // Connections closed at accept because a limit of options.connections was reached.
+  std::uint64_t refused_connections() const;
   void stop();  // stops accepting and closes open connections; safe to call twice
 
   struct impl;

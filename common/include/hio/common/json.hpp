@@ -20,12 +20,14 @@ inline constexpr std::size_t max_json_depth = 64;
 // `limit` (returns limit + 1), so a hostile input costs no more than its first levels. Pure, O(n).
 std::size_t json_depth(std::string_view text, std::size_t limit = max_json_depth) noexcept;
 
-// `text` parsed, when it is well-formed JSON nesting at most `max_depth`; else an error (code 0) whose
-// message says which ("nests deeper than 64 levels", "not valid JSON").
+// `text` parsed, when it is well-formed JSON nesting at most `max_depth` in which no object has a key
+// twice; else an error (code 0) whose message says which ("nests deeper than 64 levels", "not valid
+// JSON", "duplicate key \"count\" in an object").
 result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t max_depth = max_json_depth);
 
-// As nlohmann::json::parse(text, nullptr, false), depth-checked: a discarded value when `text` is not
-// valid JSON or nests deeper than `max_depth`. For call sites that already handle is_discarded().
+// As nlohmann::json::parse(text, nullptr, false), checked as parse_untrusted_json: a discarded value
+// when `text` is not valid JSON, nests deeper than `max_depth` or repeats a key. For call sites that
+// already handle is_discarded().
 nlohmann::json parse_json_or_discarded(std::string_view text, std::size_t max_depth = max_json_depth);
 
 // Tuple metadata as the edge accepts it: empty, or a JSON object nesting at most max_json_depth.

@@ -8,6 +8,7 @@
 // deadline). The handler is called only from that io_context's threads; with a single-threaded
 // io_context it needs no locking.
 
+#include <hio/common/connection_limits.hpp>
 #include <hio/common/error.hpp>
 #include <hio/common/token.hpp>
 #include <hio/common/wire.hpp>
@@ -84,6 +85,7 @@ struct receiver_options {
   // UCX: eager bytes one connection may have arrived ahead of its session (UCX takes messages whenever
   // it is progressed); past it the connection is dropped. An honest session holds at most 64 MiB.
   std::uint64_t max_ahead_bytes = 128ull << 20;
+  connection_limit_options connections;         // connections at once, per peer address and in all
 };
 
 struct receiver_counters {
@@ -91,6 +93,7 @@ struct receiver_counters {
   std::uint64_t tuples = 0;
   std::uint64_t bytes = 0;
   std::uint64_t rejected = 0;  // connections or frames refused with an ERROR frame
+  std::uint64_t refused_connections = 0;  // closed at accept: over a connection limit
 };
 
 // Thread-safety: start/stop/port/counters from any thread.

@@ -52,7 +52,7 @@ using session_result = boost::system::result<T, session_fault>;
 // A receiver's counters, shared by its sessions (read from any thread).
 struct receiver_stats {
   std::atomic<std::uint64_t> sessions{0}, tuples{0}, bytes{0}, rejected{0};
-  receiver_counters snapshot() const { return {sessions.load(), tuples.load(), bytes.load(), rejected.load()}; }
+  receiver_counters snapshot() const { return {sessions.load(), tuples.load(), bytes.load(), rejected.load(), 0}; }
 };
 
 class receiver_session {

@@ -47,8 +47,15 @@ struct feature_record {
   friend bool operator==(const feature_record&, const feature_record&) = default;
 };
 
+// The most bytes a record batch may take as it travels (zstd), the repository's POST /v1/records body
+// limit, and decoded: 8 times that, room for a channel's largest batch (256 tuples with 1 MiB of
+// metadata each, their features and errors).
+inline constexpr std::uint64_t max_record_batch_bytes = 64ull << 20;
+inline constexpr std::uint64_t max_record_batch_decoded_bytes = 8 * max_record_batch_bytes;
+
 std::string encode_records(const std::vector<feature_record>& records);
-// Error (code 400) when the bytes are not a valid batch: corrupt, truncated, or not zstd.
+// Error (code 400) when the bytes are not a valid batch: corrupt, truncated, not zstd, declaring more
+// than max_record_batch_decoded_bytes, or with a record status other than stored and failed.
 result<std::vector<feature_record>> decode_records(std::string_view bytes);
 
 }  // namespace hio

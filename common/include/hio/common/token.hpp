@@ -43,6 +43,16 @@ lease_token deserialize_token(std::span<const std::byte, lease_token_size> bytes
 std::string to_hex(const lease_token& t);                       // 80 hex digits, as in REST bodies
 result<lease_token> token_from_hex(std::string_view hex);
 
+// A retry key: the proof that its holder was handed tuple ids [first, first + count) by the master, so that
+// only it can ask for a retry lease over them. The first 16 bytes of HMAC-SHA256(cluster secret,
+// "hio-ids-v1" 0x00 first count), as 32 hex digits; nothing is stored, so a restarted master with the same
+// secret checks the keys it handed out before.
+inline constexpr std::size_t retry_key_size = 16;
+std::string retry_key(std::string_view secret, std::uint64_t first, std::uint32_t count);
+// Whether `presented` (hex) is the retry key of [first, first + count), compared in constant time.
+bool valid_retry_key(std::string_view presented, std::string_view secret, std::uint64_t first,
+                     std::uint32_t count);
+
 std::string channel_target(std::string_view worker_id, std::uint32_t channel);
 inline constexpr std::string_view queue_target = "queue";
 

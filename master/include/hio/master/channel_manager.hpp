@@ -59,6 +59,7 @@ struct channel_report {  // one channel's line of a heartbeat
   std::uint64_t refused_lease_id = 0;  // the highest lease it refused (full, draining)
   std::uint64_t processed = 0, failed = 0, bytes = 0, restarts = 0;
   std::uint64_t processor_restarts = 0;  // out-of-process processor restarted after a crash or timeout
+  std::uint64_t refused_connections = 0;  // closed at accept by the channel's connection limits
 };
 
 struct channel_view {

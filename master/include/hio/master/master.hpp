@@ -21,6 +21,7 @@ struct options {
   std::uint16_t port = 8080;                      // REST port (0: any free port)
   std::string advertise_host;                     // host sources reach the queue port on ("" = host)
   std::uint16_t data_port = 0;                    // the queue's data port (0: any free port)
+  std::uint16_t control_port = 0;                 // workers' heartbeats, on a thread of their own (0: any free port)
   std::filesystem::path data_dir = "hio-data/master";  // ids, leases, queue segments
   std::string secret;                             // cluster secret: workers and lease tokens
   std::string source_token;                       // when set, POST /v1/streams needs it as Bearer token
@@ -34,6 +35,7 @@ struct options {
   std::size_t dispatch_batch_tuples = 4096;       // tuples per queue → channel session, at most
   std::uint64_t dispatch_batch_bytes = 64ull << 20;  // ... and payload bytes (a source's session size)
   int http_threads = 2;
+  connection_limit_options connections;          // per peer address and per port, REST and queue port each
   std::string repository_url;                     // the repository: for started workers and the dashboard's
                                                   // science preview (proxied, same origin); "" = none
   bool dashboard = true;                          // serve the live dashboard at / (docs/dashboard.md)
@@ -53,6 +55,7 @@ class master {
 
   std::uint16_t port() const;
   std::uint16_t data_port() const;
+  std::uint16_t control_port() const;
   // Stops accepting, ends open sessions (their sources retry), waits for the threads. Idempotent.
   void stop();
 

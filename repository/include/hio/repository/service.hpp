@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string_view>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,9 @@ struct service_options {
   std::string secret;  // cluster secret; when set, POSTs need "Authorization: Bearer <secret>"
   std::uint64_t segment_bytes = 256ull << 20;  // the store's segment rollover size
   std::string store;  // empty: SQLite in data_dir; else a PostgreSQL URL or conninfo (store_options::store)
+  // Connections the HTTP server closed at accept (its connection limits), for /v1/counts and /metrics;
+  // empty: none counted. Called from the handler's threads.
+  std::function<std::uint64_t()> refused_connections;
 };
 
 inline constexpr std::size_t default_page_records = 1000;  // GET /v1/features without limit=
@@ -47,14 +51,14 @@ store_options to_store_options(const service_options& options);
 http::handler make_handler(std::shared_ptr<store> s, service_options options);
 
 // The body limit of each endpoint (http::server_options::body_limit): record batches and knowledge
-// documents up to the server's limit (64 MiB), every other request 64 KiB.
+// documents up to max_record_batch_bytes (64 MiB), every other request 64 KiB.
 std::uint64_t body_limit(std::string_view method, std::string_view path) noexcept;
 
 // A record as served by /v1/features?format=jsonl and /v1/tuples/<id>: metadata parsed as JSON (null
 // when empty or invalid), xxh3 as 16 hex digits, non-finite feature values as null.
 nlohmann::json record_to_json(const feature_record& r);
 
-// Prometheus text exposition (version 0.0.4) of the counts.
-std::string metrics_text(const store_counts& c);
+// Prometheus text exposition (version 0.0.4) of the counts and the server's refused connections.
+std::string metrics_text(const store_counts& c, std::uint64_t refused_connections = 0);
 
 }  // namespace hio::repository

@@ -55,6 +55,8 @@ struct channel_status {
   std::uint64_t sessions = 0;    // sessions begun
   std::uint64_t restarts = 0;    // times the channel's run loop failed and was restarted
   std::uint64_t processor_restarts = 0;  // times its out-of-process processor was restarted (exec, plugin)
+  std::uint64_t refused_connections = 0;  // closed at accept by its TCP port's connection limits (0 from
+                                          // channel_handler::status)
   std::uint16_t port = 0;        // where the channel listens now (0 from channel_handler::status)
 };
 
@@ -185,6 +187,7 @@ struct channel_options {
   std::uint32_t sessions = 16;                               // sessions offered to the master at once
   bool ucx = false;                                          // also listen with UCX (beside TCP, which stays on)
   std::uint16_t ucx_port = 0;                                // UCX listener port; 0: any free port
+  connection_limit_options connections;                      // TCP connections at once, per peer address and in all
 };
 
 // Owns its thread, io_context, receiver and handler, from start() until destruction. A run loop that
@@ -234,7 +237,8 @@ class channel {
   std::string ucx_address_;
   std::atomic<bool> stopping_{false};
 
-  std::mutex mutex_;  // guards io_, guard_ and receiver_ while they are replaced or stopped
+  mutable std::mutex mutex_;  // guards io_, guard_, receiver_ and refused_before_ while they are replaced
+  std::uint64_t refused_before_ = 0;  // connections refused by the receivers of earlier run loops
   std::unique_ptr<boost::asio::io_context> io_;
   // Keeps io_->run() going when no connection is open.
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;

@@ -4,6 +4,7 @@
 // free, supervises the channels, and drains on request. Owns the topology, the channels and three
 // threads (heartbeat, free-channel notifier, and the caller's in run()). Thread-safe.
 
+#include <hio/common/connection_limits.hpp>
 #include <hio/common/error.hpp>
 #include <hio/common/wire.hpp>
 #include <hio/worker/channel.hpp>
@@ -42,6 +43,7 @@ struct controller_options {
   // a warning). TCP always listens too: the master's queue dispatcher sends over it.
   std::string transport = "auto";
   std::uint16_t ucx_port_base = 0;                         // 0: any free ports; else channel i's UCX on P+i
+  connection_limit_options connections;                    // each channel's TCP port: per peer address and in all
 };
 
 class controller {
