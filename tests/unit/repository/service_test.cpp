@@ -331,8 +331,8 @@ TEST_CASE("a stored record whose metadata nests too deep is served with null met
 
 TEST_CASE("record batches and knowledge may be large; every other request body is small") {
   using hio::repository::body_limit;
-  CHECK(body_limit("POST", "/v1/records") == UINT64_MAX);  // the server's 64 MiB applies
-  CHECK(body_limit("POST", "/v1/knowledge") == UINT64_MAX);
+  CHECK(body_limit("POST", "/v1/records") == hio::max_record_batch_bytes);  // 64 MiB
+  CHECK(body_limit("POST", "/v1/knowledge") == hio::max_record_batch_bytes);
   CHECK(body_limit("GET", "/v1/knowledge") == 64 << 10);
   CHECK(body_limit("POST", "/v1/tuples/1") == 64 << 10);
 }

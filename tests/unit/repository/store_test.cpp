@@ -1,6 +1,7 @@
 #include <hio/repository/store.hpp>
 
 #include "blob.hpp"
+#include "records.hpp"
 #include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -21,28 +22,8 @@ using hio::repository::store;
 using hio::repository::store_options;
 using hio::repository::testing::temp_dir;
 
-feature_record make_record(std::uint64_t id, std::size_t metadata_bytes = 20) {
-  feature_record r;
-  r.tuple_id = id;
-  r.source = "camera-" + std::to_string(id % 3);
-  r.size = 6'291'456 + id;
-  r.xxh3 = 0x9e3779b97f4a7c15ull * (id + 1);
-  r.status = id % 5 == 4 ? record_status::failed : record_status::stored;
-  r.error = r.status == record_status::failed ? "decode failed for tuple " + std::to_string(id) : "";
-  r.metadata = R"({"frame":)" + std::to_string(id) + R"(,"pad":")" + std::string(metadata_bytes, 'x') + "\"}";
-  r.worker = "worker-1";
-  r.channel = static_cast<std::uint32_t>(id % 4);
-  r.processed_at_ms = 1'700'000'000'000 + static_cast<std::int64_t>(id);
-  r.features = {{"mean", 0.5 * static_cast<double>(id)}, {"max", 255.0}, {"nan", std::numeric_limits<double>::quiet_NaN()}};
-  if (id % 3 == 0) r.series = {{"mRNA", {1.0f, 0.5f * static_cast<float>(id), -2.0f}}, {"protein", {}}};
-  return r;
-}
-
-std::vector<feature_record> make_batch(std::uint64_t first, std::uint64_t count) {
-  std::vector<feature_record> out;
-  for (std::uint64_t i = 0; i < count; ++i) out.push_back(make_record(first + i));
-  return out;
-}
+using hio::repository::testing::make_batch;
+using hio::repository::testing::make_record;
 
 std::unique_ptr<store> open_store(const temp_dir& dir, std::uint64_t segment_bytes = 256ull << 20) {
   auto s = store::open(store_options{dir.path(), segment_bytes});
