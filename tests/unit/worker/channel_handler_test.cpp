@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <cstddef>
+#include <future>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -108,6 +111,62 @@ TEST_CASE("a channel serves several sessions at once, each with its own records 
   f.handler.end_session(lease(2), true);
   CHECK_FALSE(f.handler.busy());
   CHECK(f.frees.size() == 2);
+}
+
+// The first store waits until released; every store's records are kept, by call.
+struct gated_sink final : record_sink {
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::mutex m;
+  std::vector<std::vector<std::uint64_t>> calls;
+  result<std::vector<std::uint64_t>> store(const std::vector<feature_record>& records) override {
+    std::vector<std::uint64_t> ids;
+    for (const auto& r : records) ids.push_back(r.tuple_id);
+    bool first = false;
+    {
+      std::lock_guard lock(m);
+      first = calls.empty();
+      calls.push_back(std::move(ids));
+    }
+    if (first) {
+      entered.set_value();
+      released.wait();
+    }
+    return std::vector<std::uint64_t>{};
+  }
+};
+
+TEST_CASE("flushes that wait for a store together are one store, each answered with its own acks") {
+  auto sink = std::make_unique<gated_sink>();
+  auto& gate = *sink;
+  channel_handler h("w1", 0, std::make_unique<picky_processor>(), std::move(sink), {}, 8);
+  tuple_bytes t{{std::byte{1}}, ""};
+  std::map<std::uint64_t, std::promise<result<std::vector<ack>>>> answers;
+  for (std::uint64_t l : {1, 2, 3}) {
+    REQUIRE(h.begin_session(lease(l), "peer").has_value());
+    REQUIRE(h.on_tuple(lease(l), t.view(l * 100)).has_value());
+    if (l == 3) REQUIRE(h.on_tuple(lease(l), t.view(l * 100 + 1)).has_value());
+  }
+  auto flush = [&](std::uint64_t l) {
+    h.flush_async(lease(l), [&answers, l](result<std::vector<ack>> r) { answers.at(l).set_value(std::move(r)); });
+  };
+  for (std::uint64_t l : {1, 2, 3}) answers[l];  // made before any answer can arrive
+  flush(1);
+  gate.entered.get_future().wait();  // the store thread is inside the first store
+  flush(2);
+  flush(3);
+  gate.release.set_value();
+  for (std::uint64_t l : {1, 2, 3}) {
+    auto r = answers.at(l).get_future().get();
+    REQUIRE(r.has_value());
+    std::vector<std::uint64_t> ids;
+    for (const auto& a : *r) ids.push_back(a.tuple_id);
+    CHECK(ids == (l == 3 ? std::vector<std::uint64_t>{300, 301} : std::vector<std::uint64_t>{l * 100}));
+  }
+  h.wait_stores();
+  REQUIRE(gate.calls.size() == 2);
+  CHECK(gate.calls[1] == std::vector<std::uint64_t>{200, 300, 301});
+  CHECK(h.status().processed == 4);
 }
 
 TEST_CASE("a channel refuses with busy past twice the sessions it offers") {
