@@ -24,6 +24,8 @@ using hio::repository::store;
 using hio::repository::store_options;
 using hio::repository::testing::postgres_schema;
 
+using hio::repository::testing::all_records;
+using hio::repository::testing::check_same;
 using hio::repository::testing::make_batch;
 using hio::repository::testing::make_record;
 
@@ -36,34 +38,6 @@ std::unique_ptr<store> open_store(const postgres_schema& db, std::uint64_t page_
   return std::move(*s);
 }
 
-std::vector<feature_record> all_records(store& s) {
-  auto r = s.since(0, 1'000'000);
-  REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().message));
-  return std::move(*r);
-}
-
-void check_same(const feature_record& got, const feature_record& want) {
-  CHECK(got.tuple_id == want.tuple_id);
-  CHECK(got.source == want.source);
-  CHECK(got.size == want.size);
-  CHECK(got.xxh3 == want.xxh3);
-  CHECK(got.status == want.status);
-  CHECK(got.error == want.error);
-  CHECK(got.metadata == want.metadata);
-  CHECK(got.worker == want.worker);
-  CHECK(got.channel == want.channel);
-  CHECK(got.processed_at_ms == want.processed_at_ms);
-  CHECK(got.series == want.series);
-  REQUIRE(got.features.size() == want.features.size());
-  for (std::size_t i = 0; i < want.features.size(); ++i) {
-    CHECK(got.features[i].name == want.features[i].name);
-    if (std::isnan(want.features[i].value)) {
-      CHECK(std::isnan(got.features[i].value));
-    } else {
-      CHECK(got.features[i].value == want.features[i].value);
-    }
-  }
-}
 
 }  // namespace
 

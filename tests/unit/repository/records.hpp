@@ -1,9 +1,13 @@
 #pragma once
 // Feature records for the store tests (SQLite here, PostgreSQL in tests/postgres): every field set,
-// failed ones, NaN features and series on some, metadata of a chosen size.
+// failed ones, NaN features and series on some, metadata of a chosen size; and their checks.
 
 #include <hio/common/record.hpp>
+#include <hio/repository/store.hpp>
 
+#include <doctest/doctest.h>
+
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -33,6 +37,37 @@ inline std::vector<feature_record> make_batch(std::uint64_t first, std::uint64_t
   std::vector<feature_record> out;
   for (std::uint64_t i = 0; i < count; ++i) out.push_back(make_record(first + i));
   return out;
+}
+
+// Every record of `s`, in cursor order.
+inline std::vector<feature_record> all_records(repository::store& s) {
+  auto r = s.since(0, 1'000'000);
+  REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().message));
+  return std::move(*r);
+}
+
+// Equality that treats NaN features as equal to NaN (operator== would not).
+inline void check_same(const feature_record& got, const feature_record& want) {
+  CHECK(got.tuple_id == want.tuple_id);
+  CHECK(got.source == want.source);
+  CHECK(got.size == want.size);
+  CHECK(got.xxh3 == want.xxh3);
+  CHECK(got.status == want.status);
+  CHECK(got.error == want.error);
+  CHECK(got.metadata == want.metadata);
+  CHECK(got.worker == want.worker);
+  CHECK(got.channel == want.channel);
+  CHECK(got.processed_at_ms == want.processed_at_ms);
+  CHECK(got.series == want.series);
+  REQUIRE(got.features.size() == want.features.size());
+  for (std::size_t i = 0; i < want.features.size(); ++i) {
+    CHECK(got.features[i].name == want.features[i].name);
+    if (std::isnan(want.features[i].value)) {
+      CHECK(std::isnan(got.features[i].value));
+    } else {
+      CHECK(got.features[i].value == want.features[i].value);
+    }
+  }
 }
 
 }  // namespace hio::repository::testing
