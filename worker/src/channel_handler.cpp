@@ -10,6 +10,7 @@
 #include <exception>
 #include <iterator>
 #include <set>
+#include <span>
 #include <utility>
 
 namespace hio::worker {
@@ -210,14 +211,8 @@ void channel_handler::store_loop() {
     lock.unlock();
     // One store() for every batch that waited: records keep their batches' order.
     std::vector<feature_record> all;
-    if (batch.size() == 1) {
-      all = std::move(batch.front().records);
-    } else {
-      std::size_t n = 0;
-      for (const auto& j : batch) n += j.records.size();
-      all.reserve(n);
-      for (auto& j : batch) std::move(j.records.begin(), j.records.end(), std::back_inserter(all));
-    }
+    for (auto& j : batch) all.insert(all.end(), std::make_move_iterator(j.records.begin()),
+                                     std::make_move_iterator(j.records.end()));
     auto stored = sink_->store(all);
     if (!stored) {
       const auto e = make_error(code(wire::error_code::internal),
@@ -227,13 +222,10 @@ void channel_handler::store_loop() {
       for (auto& j : batch) j.done(e);
     } else {
       const std::set<std::uint64_t> conflicts(stored->begin(), stored->end());
-      std::size_t from = 0;
+      std::span<feature_record> rest(all);
       for (auto& j : batch) {
-        const std::size_t n = batch.size() == 1 ? all.size() : j.records.size();
-        std::vector<feature_record> mine(std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(from)),
-                                         std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(from + n)));
-        from += n;
-        j.done(acks_for(mine, conflicts));
+        j.done(acks_for(rest.first(j.records.size()), conflicts));  // moved-from records keep their count
+        rest = rest.subspan(j.records.size());
       }
     }
     lock.lock();
@@ -242,7 +234,7 @@ void channel_handler::store_loop() {
   }
 }
 
-std::vector<ack> channel_handler::acks_for(std::vector<feature_record>& records,
+std::vector<ack> channel_handler::acks_for(std::span<feature_record> records,
                                            const std::set<std::uint64_t>& conflicts) {
   std::vector<ack> acks;
   acks.reserve(records.size());

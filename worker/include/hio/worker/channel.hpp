@@ -28,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -135,11 +136,12 @@ class channel_handler final : public tuple_handler {
 
   void publish_active();  // copies the active leases for status()
   // Acks for `records`, stored with these conflicts; counts them.
-  std::vector<ack> acks_for(std::vector<feature_record>& records, const std::set<std::uint64_t>& conflicts);
+  std::vector<ack> acks_for(std::span<feature_record> records, const std::set<std::uint64_t>& conflicts);
   void store_loop();
 
-  // The store thread's batches, in the order their flushes began. The sink is called from the store
-  // thread only (flush() called directly, as tests do, must not run beside it).
+  // The store thread's batches, in the order their flushes began: at most one per session, as the
+  // receivers keep one flush of a session in flight. The sink is called from the store thread only
+  // (flush() called directly, as tests do, must not run beside it).
   struct store_job {
     std::vector<feature_record> records;
     flush_done done;
