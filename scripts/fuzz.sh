@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (folder build-fuzz) and runs each for SECONDS
 # (default 30), $(nproc) at a time, from a copy of its checked-in corpus (tests/fuzz/corpus/<target>/).
 # Fails when a target crashes, leaks, hangs or breaks an invariant, and names the input that does it.
-# Usage: scripts/fuzz.sh [SECONDS]    (needs clang and libclang-rt-14-dev: scripts/setup.sh)
+# Usage: scripts/fuzz.sh [SECONDS]    (needs clang-19 and libclang-rt-19-dev: scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,7 @@ targets=(frame_header record_batch npy lease_body metadata)
 start=$(date +%s)
 
 echo "== fuzz: build (clang, libFuzzer + AddressSanitizer + UndefinedBehaviorSanitizer)"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHIO_FUZZ=ON \
+CC=clang-19 CXX=clang++-19 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHIO_FUZZ=ON \
   -DHIO_MODULES= -DHIO_BUILD_TESTS=OFF -DHIO_WITH_CUDA=OFF -DHIO_WITH_UCX=OFF -DHIO_WERROR=ON >/dev/null
 ninja -C build-fuzz hio-fuzzers
 

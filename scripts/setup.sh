@@ -14,12 +14,12 @@ packages=(
   libfftw3-dev
   libhdf5-dev python3-h5py
   libucx-dev
-  iperf3 wrk python3 python3-numpy python3-zmq
+  iperf3 wrk python3 python3-numpy python3-zmq python3-pytest
   ucx-utils python3-matplotlib python3-pandas
   chromium
   procps iproute2
   slurm-wlm munge libcurl4-openssl-dev openssl python3-yaml
-  clang libclang-rt-14-dev
+  clang-19 libclang-rt-19-dev
 )
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the unit tests, the integration tests (real master, workers and
-# repository on loopback), the parsers under libFuzzer (scripts/fuzz.sh), then the unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# repository on loopback), the parsers under libFuzzer (scripts/fuzz.sh), then the unit tests again in a
+# clang build under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Usage: scripts/test.sh [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +41,9 @@ echo "== fuzz the parsers"
 bash scripts/fuzz.sh 30
 
 if [ "$sanitize" -eq 1 ]; then
-  echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHIO_SANITIZE=ON -DHIO_WITH_CUDA=OFF -DHIO_WERROR=ON >/dev/null
+  # With clang 19: the clang build of the project, and about twice as fast as g++ 12 at -O0 -fsanitize.
+  echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (clang 19)"
+  CC=clang-19 CXX=clang++-19 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHIO_SANITIZE=ON -DHIO_WITH_CUDA=OFF -DHIO_WERROR=ON >/dev/null
   ninja -C build-asan -j "$jobs" $(ninja -C build-asan -t targets all | grep -o '^hio-[a-z]*-tests' | sort -u)
   # The Python connector test loads the library into /usr/bin/python3, which ASan cannot instrument;
   # it runs in the normal build above.

@@ -91,7 +91,7 @@ struct fixture {
     o.secret = secret;
     o.target = target;
     if (o.first_frame_timeout == receiver_options{}.first_frame_timeout) o.first_frame_timeout = 500ms;
-    rx = std::move(receiver::start(io, o, handler).value());
+    rx = receiver::start(io, o, handler).value();
     thread = std::thread([this] { io.run(); });
   }
   ~fixture() {

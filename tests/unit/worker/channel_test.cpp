@@ -45,7 +45,7 @@ std::unique_ptr<channel> start_channel(shared_log& log, std::uint16_t port = 0, 
   o.port = port;
   o.secret = secret;
   o.restart_delay = std::chrono::milliseconds(10);
-  auto c = channel::start(o, std::move(*make_processor("checksum")), std::make_unique<logging_sink>(&log),
+  auto c = channel::start(o, *make_processor("checksum"), std::make_unique<logging_sink>(&log),
                           [&log](std::uint32_t, std::uint64_t lease, bool clean) {
                             std::lock_guard lock(log.mutex);
                             log.frees.emplace_back(lease, clean);
@@ -146,7 +146,7 @@ TEST_CASE("a channel cannot start on a port another channel listens on, and says
   o.worker_id = "w-test";
   o.port = first->port();
   o.secret = secret;
-  auto second = channel::start(o, std::move(*make_processor("noop")), std::make_unique<logging_sink>(&log), {});
+  auto second = channel::start(o, *make_processor("noop"), std::make_unique<logging_sink>(&log), {});
   REQUIRE_FALSE(second.has_value());
   CHECK(second.error().message.find(std::to_string(first->port())) != std::string::npos);
 }
