@@ -9,9 +9,10 @@ import tempfile
 import time
 import urllib.request
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, SECRET, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -55,4 +56,4 @@ def test_out_of_descriptors_the_accept_loop_pauses_and_recovers():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -6,9 +6,10 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 
 def test_a_load_step_scales_out_and_the_quiet_after_it_scales_back_in():
@@ -52,4 +53,4 @@ def test_a_load_step_scales_out_and_the_quiet_after_it_scales_back_in():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

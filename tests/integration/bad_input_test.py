@@ -9,9 +9,10 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, SECRET, Cluster, check_exactly_once, http, random_files, xxh3_of  # noqa: E402
-from runner import run  # noqa: E402
 
 HEADER = struct.Struct("<IHHQ40sQIHHQ")
 MAGIC = 0x464F4948
@@ -173,4 +174,4 @@ def test_bad_input_gets_clear_errors_and_the_cluster_carries_on():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

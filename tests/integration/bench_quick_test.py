@@ -9,9 +9,10 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN  # noqa: E402
-from runner import run  # noqa: E402
 
 ROOT = os.environ.get("HIO_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 # The points --quick plans: (cost ms, size) -> hio runs each over every transport, the broker once.
@@ -56,4 +57,4 @@ def test_quick_bench_delivers_every_tuple_exactly_once():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

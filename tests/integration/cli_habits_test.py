@@ -15,10 +15,11 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, random_files, wait_for  # noqa: E402
 from hio_up_test import children_of, free_port_pair, read_banner  # noqa: E402
-from runner import run  # noqa: E402
 
 
 def hio(*args):
@@ -120,4 +121,4 @@ def test_cli_habits_on_a_real_cluster():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

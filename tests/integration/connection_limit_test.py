@@ -15,9 +15,10 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, check_exactly_once, get_json, hio_stream, http, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 FLOOD, PER_PEER = 300, 256
 ATTACKER = "127.0.0.2"  # any 127/8 address reaches loopback on Linux
@@ -121,4 +122,4 @@ def test_a_flood_from_one_address_is_capped_and_honest_sources_are_served():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -11,9 +11,10 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, check_exactly_once, get_json, hio_stream, http, random_files  # noqa: E402
-from runner import run  # noqa: E402
 
 
 class SilentServer:
@@ -86,4 +87,4 @@ def test_heartbeats_go_on_while_every_rest_thread_waits_for_the_repository():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, SECRET, Cluster, get_json, http, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTEFACTS = os.path.join(BIN, "..", "artefacts")
@@ -221,4 +222,4 @@ def test_dashboard_shows_the_cluster_the_knowledge_and_the_failures():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

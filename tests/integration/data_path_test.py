@@ -11,9 +11,10 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, get_json, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 
 def stream_concurrently(c, groups, prefix):
@@ -96,4 +97,4 @@ def test_eight_sources_into_slow_channels_queue_the_excess_and_store_it_all():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -8,9 +8,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, SECRET, Cluster, get_json, http, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 ROOT = os.environ.get("HIO_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 LIB = os.environ.get("HIO_LIB", os.path.join(os.path.dirname(__file__), "..", "..", "build", "lib"))
@@ -199,4 +200,4 @@ def test_nested_regimes_are_recovered_by_the_default_cut():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

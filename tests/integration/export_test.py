@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 try:
     import h5py
 except ImportError:
@@ -23,7 +25,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, SECRET, Cluster, get_json, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 ROOT = os.environ.get("HIO_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 LIB = os.environ.get("HIO_LIB", os.path.join(os.path.dirname(__file__), "..", "..", "build", "lib"))
@@ -328,4 +329,4 @@ def test_a_hostile_repository_gives_a_clear_error_and_no_file():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

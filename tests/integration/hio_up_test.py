@@ -11,9 +11,10 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 SOURCE = os.environ.get("HIO_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -130,4 +131,4 @@ with hio.Client("{master}", source="numpy-sim") as c:
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

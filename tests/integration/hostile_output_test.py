@@ -21,8 +21,9 @@ import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import run  # noqa: E402
 
 BIN = os.environ.get("HIO_BIN", "build/bin")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -186,4 +187,4 @@ def test_hio_features_csv_quotes_every_field_a_repository_sent():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

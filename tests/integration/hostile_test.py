@@ -18,10 +18,11 @@ import threading
 import time
 import urllib.error
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bad_input_test import HEADER, answer, frame  # noqa: E402
 from cluster import BIN, Cluster, check_exactly_once, get_json, hio_stream, http, random_files, xxh3_of  # noqa: E402
-from runner import run  # noqa: E402
 
 # 300,000 levels in 600 KB: under the 1 MiB metadata limit, far past what a recursive printer survives.
 DEEP = b'{"a":' + b"[" * 300000 + b"]" * 300000 + b"}"
@@ -244,4 +245,4 @@ def test_a_rest_nesting_bomb_is_refused_at_once_and_workers_stay():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -18,9 +18,10 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, get_json, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 NS, STS, TOKEN = "hio", "hio-worker", "test-token-0123456789"
 SCALE_PATH = f"/apis/apps/v1/namespaces/{NS}/statefulsets/{STS}/scale"
@@ -253,4 +254,4 @@ def test_the_manifests_parse_and_fit_the_provisioner():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -4,9 +4,10 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 
 def test_a_master_restarted_with_a_full_queue_loses_nothing():
@@ -35,4 +36,4 @@ def test_a_master_restarted_with_a_full_queue_loses_nothing():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

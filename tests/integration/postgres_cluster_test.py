@@ -12,10 +12,11 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, http, random_files, wait_for  # noqa: E402
 from postgres import Postgres, find_binaries  # noqa: E402
-from runner import run  # noqa: E402
 
 
 class IncrementalReader(threading.Thread):
@@ -116,4 +117,4 @@ if __name__ == "__main__":
         print("SKIP postgres_cluster_test: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin "
               "(scripts/setup.sh installs postgresql)")
         sys.exit(0)
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, random_files  # noqa: E402
 from hio_up_test import free_port_pair, read_banner  # noqa: E402
 from postgres import Postgres, find_binaries  # noqa: E402
-from runner import run  # noqa: E402
 
 
 def test_the_store_contract_holds_on_postgresql():
@@ -60,4 +61,4 @@ if __name__ == "__main__":
         print("SKIP postgres_store_test: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin "
               "(scripts/setup.sh installs postgresql)")
         sys.exit(0)
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -8,9 +8,10 @@ import sys
 import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 SOURCE = os.environ.get("HIO_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 LIB = os.environ.get("HIO_LIB", os.path.join(BIN, "..", "lib"))
@@ -154,4 +155,4 @@ def test_a_hanging_python_exec_processor_is_killed_while_the_other_channel_keeps
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -8,9 +8,10 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, get_json, random_files  # noqa: E402
-from runner import run  # noqa: E402
 
 SOURCE = os.environ.get("HIO_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 LIB = os.path.join(os.environ.get("HIO_LIB", os.path.join(BIN, "..", "lib")), "libhio_connector.so")
@@ -79,4 +80,4 @@ def test_send_many_stores_every_tuple_once_through_a_worker_kill():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, SECRET, Cluster, http, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 DAEMONS = {
     "hio-repository": ["--port", "0"],
@@ -102,4 +103,4 @@ def test_secret_file_argv_warning_and_private_data():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -11,9 +11,10 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, get_json, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"  # munged, slurmctld, slurmd
 NEEDED = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo"]
@@ -210,4 +211,4 @@ if __name__ == "__main__":
     if missing:
         print(f"SKIP: Slurm/MUNGE binaries missing ({', '.join(missing)}); scripts/setup.sh installs slurm-wlm munge")
         sys.exit(0)
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

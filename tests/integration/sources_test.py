@@ -8,9 +8,10 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster  # noqa: E402
-from runner import run  # noqa: E402
 
 ROOT = os.environ.get("HIO_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
 LIB = os.environ.get("HIO_LIB", os.path.join(BIN, "..", "lib"))
@@ -84,4 +85,4 @@ def test_default_sweep_holds_both_regimes():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -7,9 +7,10 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, SECRET, Cluster, check_exactly_once, http, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 
 
 def ucx_built():
@@ -174,4 +175,4 @@ def test_requiring_ucx_where_it_is_missing_fails_clearly():
 UCX = ucx_built()
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -4,9 +4,10 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check_exactly_once, random_files, wait_for  # noqa: E402
-from runner import run  # noqa: E402
 import subprocess  # noqa: E402
 
 
@@ -37,4 +38,4 @@ def test_a_worker_killed_mid_stream_loses_nothing():
 
 
 if __name__ == "__main__":
-    run(globals())
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
