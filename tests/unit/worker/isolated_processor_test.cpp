@@ -282,15 +282,21 @@ TEST_CASE("a plugin runs in hio-plugin-host: reused across tuples, its crashes a
   o.process_timeout = std::chrono::milliseconds(500);
   o.process_retries = 2;
   o.channel = 4;
-#if defined(HIO_ASAN)
-  // hio-plugin-host is built with ASan too, whose SIGSEGV handler would make the crash an exit status 1.
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  const std::string asan_before = asan != nullptr ? asan : "";
-  setenv("ASAN_OPTIONS", (asan_before + ":handle_segv=0").c_str(), 1);
+#if defined(HIO_ASAN) || defined(HIO_TSAN)
+  // hio-plugin-host is built with the sanitizer too, whose SIGSEGV handler would make the crash an exit
+  // status 1.
+  #if defined(HIO_ASAN)
+  const char* var = "ASAN_OPTIONS";
+#else
+  const char* var = "TSAN_OPTIONS";
+#endif
+  const char* before = std::getenv(var);
+  const std::string options_before = before != nullptr ? before : "";
+  setenv(var, (options_before + ":handle_segv=0").c_str(), 1);
 #endif
   auto made = make_processor("plugin:" + example_plugin().string(), o);  // takes the environment now
-#if defined(HIO_ASAN)
-  setenv("ASAN_OPTIONS", asan_before.c_str(), 1);
+#if defined(HIO_ASAN) || defined(HIO_TSAN)
+  setenv(var, options_before.c_str(), 1);
 #endif
   REQUIRE_MESSAGE(made.has_value(), (made ? "" : made.error().message));
   auto& p = **made;
