@@ -18,6 +18,19 @@ namespace {
 using detail::load_le;
 using detail::store_le;
 
+// The first N bytes of HMAC-SHA256(secret, msg).
+template <std::size_t N>
+std::array<std::byte, N> truncated_hmac(std::string_view secret, std::string_view msg) {
+  static_assert(N <= 32);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &out_len);
+  std::array<std::byte, N> mac;
+  std::memcpy(mac.data(), out, N);
+  return mac;
+}
+
 std::array<std::byte, 16> compute_mac(std::string_view secret, std::string_view target, std::uint64_t lease_id,
                                       std::uint64_t first, std::uint32_t count, std::uint32_t expires) {
   std::string msg = "hio-lease-v1";
@@ -30,14 +43,7 @@ std::array<std::byte, 16> compute_mac(std::string_view secret, std::string_view 
   store_le(fields + 16, count);
   store_le(fields + 20, expires);
   msg.append(reinterpret_cast<const char*>(fields), sizeof fields);
-
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int out_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &out_len);
-  std::array<std::byte, 16> mac;
-  std::memcpy(mac.data(), out, mac.size());
-  return mac;
+  return truncated_hmac<16>(secret, msg);
 }
 
 std::array<std::byte, retry_key_size> compute_retry_key(std::string_view secret, std::uint64_t first,
@@ -48,13 +54,7 @@ std::array<std::byte, retry_key_size> compute_retry_key(std::string_view secret,
   store_le(fields, first);
   store_le(fields + 8, count);
   msg.append(reinterpret_cast<const char*>(fields), sizeof fields);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int out_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &out_len);
-  std::array<std::byte, retry_key_size> key;
-  std::memcpy(key.data(), out, key.size());
-  return key;
+  return truncated_hmac<retry_key_size>(secret, msg);
 }
 
 }  // namespace

@@ -203,8 +203,14 @@ struct master::impl {
 
   // ---- REST ----
   http::response handle(const http::request& r) {
+    return counted([&] { return route(r); });
+  }
+
+  // Runs a handler: a JSON body it cannot use is a 400, and every answer >= 400 counts in bad_requests.
+  template <class Handler>
+  http::response counted(Handler&& h) {
     try {
-      auto res = route(r);
+      auto res = h();
       if (res.status >= 400) ++bad_requests;
       return res;
     } catch (const json::exception& e) {
@@ -220,18 +226,11 @@ struct master::impl {
 
   // The control port's calls: /v1/workers… (with the cluster secret) and /healthz.
   http::response handle_control(const http::request& r) {
-    try {
-      if (r.path == "/healthz") return http::json_response(R"({"ok":true})");
-      if (r.path != "/v1/workers" && !r.path.starts_with("/v1/workers/"))
-        return http::error_response(404, "the control port serves /v1/workers only; the REST port serves " + r.path);
-      if (!worker_auth(r)) return http::error_response(401, "worker calls need the cluster secret as Bearer token");
-      auto res = workers(r);
-      if (res.status >= 400) ++bad_requests;
-      return res;
-    } catch (const json::exception& e) {
-      ++bad_requests;
-      return http::error_response(400, json_error_text(e));
-    }
+    if (r.path == "/healthz") return http::json_response(R"({"ok":true})");
+    if (r.path != "/v1/workers" && !r.path.starts_with("/v1/workers/"))
+      return http::error_response(404, "the control port serves /v1/workers only; the REST port serves " + r.path);
+    if (!worker_auth(r)) return http::error_response(401, "worker calls need the cluster secret as Bearer token");
+    return counted([&] { return workers(r); });
   }
 
   bool worker_auth(const http::request& r) const { return opt.secret.empty() || same_secret(r.bearer(), opt.secret); }
