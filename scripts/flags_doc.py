@@ -7,6 +7,7 @@ The reference is the programs' own help, so a flag cannot be added, renamed or g
 without docs/flags.md changing too: tests/integration/flags_doc_test.py runs --check in CI.
 """
 import argparse
+import difflib
 import os
 import re
 import subprocess
@@ -78,7 +79,6 @@ def main():
     if current == text:
         print("flags_doc: docs/flags.md matches every program's --help")
         return 0
-    import difflib
     sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
                                                "docs/flags.md", "--help of the programs"))
     print("flags_doc: docs/flags.md is out of date: run scripts/flags_doc.py --bin BUILD/bin", file=sys.stderr)

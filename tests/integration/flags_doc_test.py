@@ -22,7 +22,7 @@ def test_docs_flags_md_is_the_programs_help():
     assert p.returncode == 0, p.stdout
 
 
-def test_every_long_option_of_the_master_and_worker_is_on_the_page():
+def test_every_long_option_of_each_daemon_is_in_its_section():
     with open(os.path.join(ROOT, "docs", "flags.md")) as f:
         page = f.read()
     for exe in ("hio-master", "hio-worker", "hio-repository", "hio-discovery"):
