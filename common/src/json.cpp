@@ -40,35 +40,77 @@ namespace {
 // nlohmann::json takes a NUL byte for the end of its input and ignores what follows it; JSON text never
 // holds one (a string writes it as \u0000), so text with one is refused rather than read in part.
 bool holds_nul(std::string_view text) noexcept { return text.find('\0') != std::string_view::npos; }
+// The keys of each object open while JSON is read: nlohmann::json keeps the last of two equal keys,
+// another reader may keep the first, so text in which an object holds a key twice is refused.
+class key_guard {
+ public:
+  void open() { open_.emplace_back(); }
+  void close() {
+    if (!open_.empty()) open_.pop_back();
+  }
+  void add(const std::string& key) {
+    if (!duplicate_ && !open_.empty() && !open_.back().insert(key).second) duplicate_ = key;
+  }
+  result<void> error() const {
+    if (!duplicate_) return {};
+    std::string name = duplicate_->substr(0, 64);
+    if (duplicate_->size() > name.size()) name += "...";
+    return make_error(0, "duplicate key \"" + name + "\" in an object");
+  }
+
+ private:
+  std::vector<std::set<std::string>> open_;  // at most max_depth of them: the depth is checked first
+  std::optional<std::string> duplicate_;
+};
+
+// Validation without building a document: syntax as nlohmann::json::accept, keys as key_guard.
+class metadata_validator final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit metadata_validator(key_guard& guard) : guard_(guard) {}
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    guard_.open();
+    return true;
+  }
+  bool key(string_t& k) override {
+    guard_.add(k);
+    return true;
+  }
+  bool end_object() override {
+    guard_.close();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  key_guard& guard_;
+};
 }  // namespace
 
 result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t max_depth) {
   if (json_depth(text, max_depth) > max_depth)
     return make_error(0, "JSON nests deeper than " + std::to_string(max_depth) + " levels");
   if (holds_nul(text)) return make_error(0, "not valid JSON: it holds a NUL byte");
-  // The keys of each object open at each depth (at most max_depth + 1 of them): nlohmann::json keeps the
-  // last of two equal keys, another reader may keep the first, so a body with both is refused.
-  std::vector<std::set<std::string>> keys;
-  std::optional<std::string> duplicate;
-  const nlohmann::json::parser_callback_t on_event = [&](int depth, nlohmann::json::parse_event_t event,
+  key_guard guard;
+  const nlohmann::json::parser_callback_t on_event = [&](int, nlohmann::json::parse_event_t event,
                                                          nlohmann::json& parsed) {
     using ev = nlohmann::json::parse_event_t;
-    const auto d = static_cast<std::size_t>(depth);
-    if (event == ev::object_start) {
-      if (keys.size() <= d) keys.resize(d + 1);
-      keys[d].clear();
-    } else if (event == ev::key && d >= 1 && d <= keys.size() && !duplicate) {
-      if (!keys[d - 1].insert(parsed.get<std::string>()).second) duplicate = parsed.get<std::string>();
-    }
+    if (event == ev::object_start) guard.open();
+    else if (event == ev::object_end) guard.close();
+    else if (event == ev::key) guard.add(parsed.get_ref<const std::string&>());
     return true;
   };
   auto j = nlohmann::json::parse(text, on_event, /*allow_exceptions=*/false);
   if (j.is_discarded()) return make_error(0, "not valid JSON");
-  if (duplicate) {
-    std::string name = duplicate->substr(0, 64);
-    if (duplicate->size() > name.size()) name += "...";
-    return make_error(0, "duplicate key \"" + name + "\" in an object");
-  }
+  if (auto d = guard.error(); !d) return d.error();
   return j;
 }
 
@@ -81,10 +123,13 @@ result<void> check_metadata(std::string_view metadata) {
   if (metadata.empty()) return {};
   if (json_depth(metadata) > max_json_depth)
     return make_error(0, "metadata nests deeper than " + std::to_string(max_json_depth) + " levels");
-  // SAX-style validation: no document is built.
-  if (holds_nul(metadata) || !nlohmann::json::accept(metadata)) return make_error(0, "metadata is not valid JSON");
+  if (holds_nul(metadata)) return make_error(0, "metadata is not valid JSON");
+  key_guard guard;
+  metadata_validator validator(guard);
+  if (!nlohmann::json::sax_parse(metadata, &validator)) return make_error(0, "metadata is not valid JSON");
   const auto first = metadata.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos || metadata[first] != '{') return make_error(0, "metadata is not a JSON object");
+  if (auto keys = guard.error(); !keys) return make_error(0, "metadata: " + keys.error().message);
   return {};
 }
 

@@ -41,6 +41,24 @@ TEST_CASE("check_metadata accepts empty or a JSON object") {
   CHECK_FALSE(check_metadata("{\"a\":" + std::string(200000, '[') + "}").has_value());
 }
 
+// Found by tests/fuzz/metadata_fuzz.cpp (corpus/metadata/crash-duplicate_key): the metadata validator
+// accepted what parse_untrusted_json refuses, so a stored tuple's metadata could later fail to parse.
+TEST_CASE("check_metadata refuses an object with a key twice, at any depth, as the parser does") {
+  for (const std::string text : {R"({"run":1,"run":2})", R"({"p":{"k":1,"k":2}})", R"({"a":[{"x":1},{"x":1,"x":1}]})"}) {
+    CAPTURE(text);
+    const auto r = check_metadata(text);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("duplicate key") != std::string::npos);
+    CHECK_FALSE(parse_untrusted_json(text).has_value());
+  }
+  // The same key in sibling or nested objects is not a repeat.
+  for (const std::string text : {R"({"a":{"x":1},"b":{"x":2}})", R"({"x":{"x":{"x":1}}})", R"({"a":[{"x":1},{"x":1}]})"}) {
+    CAPTURE(text);
+    CHECK(check_metadata(text).has_value());
+    CHECK(parse_untrusted_json(text).has_value());
+  }
+}
+
 // Found by tests/fuzz/lease_body_fuzz.cpp (corpus/lease_body/crash-nul_byte): nlohmann::json stops at a
 // NUL byte, so text that was not JSON passed as the JSON before the NUL.
 TEST_CASE("JSON text with a NUL byte is refused, not read up to the NUL") {

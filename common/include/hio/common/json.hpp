@@ -30,8 +30,9 @@ result<nlohmann::json> parse_untrusted_json(std::string_view text, std::size_t m
 // already handle is_discarded().
 nlohmann::json parse_json_or_discarded(std::string_view text, std::size_t max_depth = max_json_depth);
 
-// Tuple metadata as the edge accepts it: empty, or a JSON object nesting at most max_json_depth.
-// The error says why (code 0).
+// Tuple metadata as the edge accepts it: empty, or a JSON object nesting at most max_json_depth in
+// which no object has a key twice (what parse_untrusted_json accepts), validated without building a
+// document. The error says why (code 0).
 result<void> check_metadata(std::string_view metadata);
 
 }  // namespace hio
