@@ -1,8 +1,9 @@
 """ctypes binding of libhio_connector.so (the C ABI in connector/include/hio_connector.h).
 
 Internal to the package: use hio.Client. The library is looked up, in order, at $HIO_CONNECTOR_LIB (a file,
-or a folder holding libhio_connector.so), in build/lib/ of the source tree this package sits in, and
-through the system loader.
+or a folder holding libhio_connector.so), in build/lib/ of the source tree this package sits in, in
+<prefix>/lib when the package is installed (<prefix>/lib/python3/dist-packages/hio: cmake --install),
+and through the system loader.
 """
 
 import ctypes
@@ -63,6 +64,9 @@ def _candidates():
         candidate = base / "build" / "lib" / LIBRARY_NAME
         if candidate.exists():
             yield str(candidate)
+    installed = package.parents[2] / LIBRARY_NAME  # <prefix>/lib/python3/dist-packages/hio -> <prefix>/lib
+    if installed.exists():
+        yield str(installed)
     yield LIBRARY_NAME
 
 
