@@ -1,0 +1,2 @@
+#include <hio/common/error.hpp>  // allowed
+#include <hio/worker/channel.hpp>  // not allowed
