@@ -30,10 +30,11 @@ ctest --test-dir build --output-on-failure -j 1 --timeout 600
 
 # A user's default Release build (-O3) must build; here with warnings as errors, since g++ 12 warns at
 # -O3 where it does not at -O2 (features/src/names.cpp once stopped a Release build). The features and
-# discovery libraries hold the code built at -O3 on purpose.
-echo "== Release build of the -O3 libraries"
+# discovery libraries hold the code built at -O3 on purpose. The same tree compiles every public header
+# alone (hio-header-check, scripts/cmake/hio_headers.cmake).
+echo "== Release build of the -O3 libraries; every public header alone"
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DHIO_WERROR=ON -DHIO_WITH_CUDA=OFF >/dev/null
-ninja -C build-release -j "$jobs" hio_features hio_discovery
+ninja -C build-release -j "$jobs" hio_features hio_discovery hio-header-check
 
 # The parsers of bytes from the network and from stored data under libFuzzer, 30 s each from the
 # checked-in corpus (tests/fuzz; docs/security.md, "Fuzzing").
