@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -82,7 +83,7 @@ class command_provisioner : public provisioner {
   std::string name() const override { return "command"; }
 
   result<std::vector<std::string>> start_workers(int n) override {
-    auto out = run(out_ + " " + std::to_string(n));
+    auto out = run(out_, std::to_string(n));
     if (!out) return out.error();
     std::vector<std::string> ids;
     std::size_t start = 0;
@@ -96,24 +97,29 @@ class command_provisioner : public provisioner {
   }
 
   result<void> stop_worker(const std::string& id) override {
-    auto out = run(in_ + " '" + id + "'");
+    auto out = run(in_, id);
     if (!out) return out.error();
     return {};
   }
 
  private:
-  result<std::string> run(const std::string& cmd) {
-    const std::string env = "HIO_MASTER='" + t_.master_url + "' HIO_REPOSITORY='" + t_.repository_url +
-                            "' HIO_PROCESSOR='" + t_.processor + "' HIO_CHANNELS=" + std::to_string(t_.channels) +
-                            " HIO_WORKER_BIN='" + t_.worker_bin + "' ";
-    FILE* p = ::popen((env + cmd).c_str(), "r");
-    if (!p) return make_error(0, "cannot run '" + cmd + "'");
-    std::string out;
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    const int status = ::pclose(p);
-    if (status != 0) return make_error(0, "'" + cmd + "' failed with status " + std::to_string(status));
-    return out;
+  // The user's script line (their own configuration) runs under sh; the argument, which may come from a
+  // registered worker's id, is handed over as "$1", never spliced into the line.
+  result<std::string> run(const std::string& script, const std::string& arg) {
+    const std::vector<std::string> env = {"HIO_MASTER=" + t_.master_url, "HIO_REPOSITORY=" + t_.repository_url,
+                                          "HIO_PROCESSOR=" + t_.processor,
+                                          "HIO_CHANNELS=" + std::to_string(t_.channels),
+                                          "HIO_WORKER_BIN=" + t_.worker_bin};
+    auto r = run_command({"/bin/sh", "-c", script + " \"$@\"", "hio-provisioner", arg}, "", env,
+                         t_.command_timeout);
+    if (!r) return r.error();
+    if (r->status != 0) {
+      std::string why = r->err.substr(0, 512);
+      std::replace(why.begin(), why.end(), '\n', ' ');
+      return make_error(0, "'" + script + "' " + (r->status < 0 ? "was stopped" : "exited " + std::to_string(r->status)) +
+                               (why.empty() ? "" : ": " + why));
+    }
+    return std::move(r->out);
   }
 
   std::string out_, in_;

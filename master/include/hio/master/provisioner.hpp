@@ -46,6 +46,7 @@ struct worker_template {
   std::string processor = "noop";
   std::string log_dir;            // local, slurm: one log file per worker ("" = inherit / Slurm's default)
   std::string secret;             // slurm: exported to the jobs as HIO_SECRET ("" = the master's $HIO_SECRET)
+  std::chrono::milliseconds command_timeout{60000};  // command: one run of a script (then it is killed)
   slurm_options slurm;            // --provisioner slurm
   kubernetes_options kubernetes;  // --provisioner kubernetes
 };
