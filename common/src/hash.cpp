@@ -1,33 +1,18 @@
 #include <hio/common/hash.hpp>
 
-#define XXH_INLINE_ALL
 #include <xxhash.h>
-
-#include <array>
+// On x86-64, libxxhash's dispatching entry points (which this header substitutes for XXH3_64bits and
+// XXH3_64bits_update) choose the widest vector unit of the running processor once: SSE2, AVX2 or
+// AVX-512. On a 6 MB tuple here AVX2 hashes at 22-29 GB/s, SSE2 at 8.
+#if defined(__x86_64__)
+#include <xxh_x86dispatch.h>
+#endif
 
 namespace hio {
 
-namespace detail {
-std::uint64_t xxh3_64_avx2(const void* data, std::size_t size) noexcept;  // hash_avx2.cpp
-}
+std::uint64_t xxh3_64(std::span<const std::byte> data) noexcept { return XXH3_64bits(data.data(), data.size()); }
 
-namespace {
-using xxh3_fn = std::uint64_t (*)(const void*, std::size_t) noexcept;
-
-std::uint64_t xxh3_64_baseline(const void* data, std::size_t size) noexcept { return XXH3_64bits(data, size); }
-
-const xxh3_fn xxh3_impl = [] {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2")) return static_cast<xxh3_fn>(&detail::xxh3_64_avx2);
-#endif
-  return static_cast<xxh3_fn>(&xxh3_64_baseline);
-}();
-}  // namespace
-
-std::uint64_t xxh3_64(std::span<const std::byte> data) noexcept { return xxh3_impl(data.data(), data.size()); }
-
-std::uint64_t xxh3_64(std::string_view data) noexcept { return xxh3_impl(data.data(), data.size()); }
+std::uint64_t xxh3_64(std::string_view data) noexcept { return XXH3_64bits(data.data(), data.size()); }
 
 xxh3_stream::xxh3_stream() : state_(XXH3_createState()) { XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_)); }
 

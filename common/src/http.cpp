@@ -256,25 +256,6 @@ std::uint16_t server::port() const noexcept { return impl_->port_; }
 std::uint64_t server::refused_connections() const { return impl_->limits_.refused(); }
 void server::stop() { impl_->stop(); }
 
-result<url_parts> parse_url(std::string_view url) {
-  if (url.starts_with("http://")) url.remove_prefix(7);
-  if (const auto slash = url.find('/'); slash != std::string_view::npos) url = url.substr(0, slash);
-  const auto colon = url.rfind(':');
-  if (colon == std::string_view::npos || colon + 1 == url.size())
-    return make_error(0, "URL '" + std::string(url) + "' has no port (expected http://host:port)");
-  url_parts p;
-  p.host = std::string(url.substr(0, colon));
-  if (p.host.size() > 2 && p.host.front() == '[' && p.host.back() == ']') p.host = p.host.substr(1, p.host.size() - 2);
-  try {
-    const int port = std::stoi(std::string(url.substr(colon + 1)));
-    if (port <= 0 || port > 65535) throw std::out_of_range("port");
-    p.port = static_cast<std::uint16_t>(port);
-  } catch (const std::exception&) {
-    return make_error(0, "URL '" + std::string(url) + "' has an invalid port");
-  }
-  return p;
-}
-
 struct client::impl {
   asio::io_context io;
   std::optional<beast::tcp_stream> stream;

@@ -47,3 +47,35 @@ TEST_CASE("each endpoint's body limit holds before its body is read; a refused r
   io.stop();
   runner.join();
 }
+
+TEST_CASE("parse_url reads the host and port of the URLs hio is given, and says what is wrong with others") {
+  using hio::http::parse_url;
+  const auto host_port = [](std::string_view url) {
+    auto p = parse_url(url);
+    REQUIRE_MESSAGE(p.has_value(), p.error().message);
+    return p->host + " " + std::to_string(p->port);
+  };
+  CHECK(host_port("http://127.0.0.1:8080") == "127.0.0.1 8080");
+  CHECK(host_port("http://master.cluster:8080/v1/streams?x=1#f") == "master.cluster 8080");
+  CHECK(host_port("HTTP://node-7:1") == "node-7 1");
+  CHECK(host_port("localhost:8081") == "localhost 8081");  // no scheme: http
+  CHECK(host_port("http://[::1]:65535/") == "::1 65535");
+  for (const auto& [url, why] : std::vector<std::pair<std::string, std::string>>{
+           {"https://h:443", "is not http://"},
+           {"ftp://h:21", "is not http://"},
+           {"http://user:pw@h:80", "user name or password"},
+           {"http://h", "has no port"},
+           {"http://h:", "has no port"},
+           {"http://h:0", "invalid port"},
+           {"http://h:65536", "invalid port"},
+           {"http://h:80x", "is not a URL"},
+           {"http://:80", "has no host"},
+           {"http://[::1:80", "is not a URL"},
+           {"", "has no host"}}) {
+    CAPTURE(url);
+    auto p = parse_url(url);
+    REQUIRE_FALSE(p.has_value());
+    CHECK(p.error().message.find(why) != std::string::npos);
+    CHECK(p.error().message.find("'" + url + "'") != std::string::npos);
+  }
+}

@@ -112,7 +112,10 @@ struct url_parts {
   std::string host;
   std::uint16_t port = 0;
 };
-// Parses "http://host:port[/...]" (or "host:port"). Error when no port can be found.
+// Parses "http://host:port[/path...]", or "host:port" (http:// understood), with Boost.URL (common/src/url.cpp).
+// The host is a name, an IPv4 address or a bracketed IPv6 one ([::1], given back without brackets).
+// Error, saying why, for another scheme (hio speaks plain HTTP), a user name or password in the URL,
+// no port, or a port outside 1..65535.
 result<url_parts> parse_url(std::string_view url);
 
 }  // namespace hio::http
