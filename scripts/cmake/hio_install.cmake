@@ -34,6 +34,9 @@ if(TARGET hio_processor_abi)
           COMPONENT sdk)
 endif()
 
+if(NOT TARGET hio_connector_c AND NOT TARGET hio_processor_abi)
+  return()  # a build of fewer modules (HIO_MODULES) that has neither: no package to export
+endif()
 install(EXPORT hioTargets NAMESPACE hio:: DESTINATION ${HIO_INSTALL_CMAKEDIR} COMPONENT sdk)
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/hioConfig.cmake.in ${CMAKE_BINARY_DIR}/hioConfig.cmake
                               INSTALL_DESTINATION ${HIO_INSTALL_CMAKEDIR})
