@@ -40,66 +40,31 @@ std::uint32_t session_length(std::uint32_t asked, std::uint64_t bytes_hint) {
 
 std::string new_lease_body(std::string_view source, std::uint32_t count, std::uint64_t bytes_hint,
                            std::string_view transport, std::string_view client, std::uint64_t ends) {
-  nlohmann::ordered_json j;
-  j["count"] = count;
-  j["source"] = source;
-  if (!client.empty()) j["client"] = client;
-  if (ends != 0) j["ends"] = ends;
-  j["bytes"] = bytes_hint;
-  if (transport != "tcp") j["transport"] = transport;
-  return j.dump();
+  protocol::lease_request r;
+  r.source = source;
+  r.client = client;
+  r.transport = parse_transport_request(transport).value_or(transport_request::tcp);
+  r.count = count;
+  r.bytes = bytes_hint;
+  r.ends = ends;
+  return protocol::encode(r);
 }
 
 std::string retry_lease_body(std::string_view source, std::uint64_t first, std::uint32_t count,
                              const issued_ids& issued, std::string_view transport, std::string_view client) {
-  nlohmann::ordered_json j;
-  j["retry"] = {{"first", first}, {"count", count}};
-  if (!issued.key.empty())
-    j["retry"]["issued"] = {{"first", issued.first}, {"count", issued.count}, {"key", issued.key}};
-  j["source"] = source;
-  if (!client.empty()) j["client"] = client;
-  if (transport != "tcp") j["transport"] = transport;
-  return j.dump();
+  protocol::lease_request r;
+  r.source = source;
+  r.client = client;
+  r.transport = parse_transport_request(transport).value_or(transport_request::tcp);
+  r.retry = protocol::lease_request::retry_ids{first, count, std::nullopt};
+  if (!issued.key.empty()) r.retry->issued = issued;  // a master that sent no key gets none back
+  return protocol::encode(r);
 }
 
 result<lease> parse_lease(std::string_view body) {
-  auto j = hio::parse_json_or_discarded(body);
-  if (j.is_discarded() || !j.is_object()) return fail(errc::bad_lease, "lease answer is not a JSON object");
-  lease l;
-  try {
-    const auto kind = j.at("kind").get<std::string>();
-    if (kind != "channel" && kind != "queue") return fail(errc::bad_lease, "lease answer has unknown kind '" + kind + "'");
-    l.queue = kind == "queue";
-    l.host = j.at("host").get<std::string>();
-    const auto port = j.at("port").get<std::uint64_t>();
-    if (port == 0 || port > 65535) return fail(errc::bad_lease, "lease answer has port out of range");
-    l.port = static_cast<std::uint16_t>(port);
-    if (j.contains("worker") && j["worker"].is_string()) l.worker = j["worker"].get<std::string>();
-    if (j.contains("channel") && j["channel"].is_number_unsigned()) l.channel = j["channel"].get<std::uint32_t>();
-    l.lease_id = j.at("lease_id").get<std::uint64_t>();
-    l.first_id = j.at("first_id").get<std::uint64_t>();
-    l.count = j.at("count").get<std::uint32_t>();
-    l.expires_at = j.value("expires_at", std::uint32_t{0});
-    const auto via = parse_transport(j.value("transport", std::string("tcp")));
-    if (!via) return fail(errc::bad_lease, "lease answer has unknown transport '" + j.value("transport", std::string()) + "'");
-    l.via = *via;
-    if (l.via == transport::ucx && j.contains("ucx_address") && j["ucx_address"].is_string())
-      l.ucx_address = j["ucx_address"].get<std::string>();
-    if (j.contains("retry_key")) {
-      if (!j["retry_key"].is_string() || j["retry_key"].get_ref<const std::string&>().size() != 2 * retry_key_size)
-        return fail(errc::bad_lease, "lease answer has a bad retry_key");
-      l.retry_key = j["retry_key"].get<std::string>();
-    }
-    auto token = token_from_hex(j.at("token").get<std::string>());
-    if (!token) return fail(errc::bad_lease, "lease answer has a bad token: " + token.error().message);
-    l.token = *token;
-  } catch (const nlohmann::json::exception& e) {
-    return fail(errc::bad_lease, std::string("lease answer is missing a field: ") + e.what());
-  }
-  if (l.count == 0) return fail(errc::bad_lease, "lease answer grants no tuple ids");
-  if (l.token.first_tuple_id != l.first_id || l.token.count != l.count)
-    return fail(errc::bad_lease, "lease answer's token does not match its id range");
-  return l;
+  auto g = protocol::decode_lease_grant(body);
+  if (!g) return fail(errc::bad_lease, g.error().message);
+  return g;
 }
 
 std::chrono::milliseconds backoff_delay(std::uint32_t step) {

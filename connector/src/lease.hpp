@@ -5,6 +5,7 @@
 
 #include <hio/common/error.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/protocol/lease.hpp>
 #include <hio/common/token.hpp>
 #include <hio/common/transport.hpp>
 
@@ -17,31 +18,9 @@
 
 namespace hio::connector::detail {
 
-// Tuple ids [first, first + count) as the master handed them out, with their retry key: what a retry
-// lease over any of them must present (docs/protocol.md, "Retries").
-struct issued_ids {
-  std::uint64_t first = 0;
-  std::uint32_t count = 0;
-  std::string key;  // 32 hex digits; empty when the master sent none (its retries are then refused)
-};
-
-struct lease {
-  bool queue = false;              // kind "queue": the master's overflow queue, else a worker channel
-  std::string host;
-  std::uint16_t port = 0;
-  std::string worker;
-  std::uint32_t channel = 0;
-  std::uint64_t lease_id = 0;
-  std::uint64_t first_id = 0;
-  std::uint32_t count = 0;
-  std::uint32_t expires_at = 0;
-  lease_token token{};
-  transport via = transport::tcp;  // how to connect to host:port
-  std::string ucx_address;         // with via ucx: the channel's UCP worker address (hex); empty: its listener
-  std::string retry_key;           // proves this source holds [first_id, first_id + count)
-
-  issued_ids issued() const { return {first_id, count, retry_key}; }
-};
+// The lease protocol's messages (hio/common/protocol/lease.hpp), as the connector names them.
+using issued_ids = protocol::issued_range;
+using lease = protocol::lease_grant;
 
 // The tuple ids to ask for: `asked`, or for 0, 64 MiB of tuples of `bytes_hint` bytes, 64..65536.
 std::uint32_t session_length(std::uint32_t asked, std::uint64_t bytes_hint);
@@ -56,7 +35,7 @@ std::string retry_lease_body(std::string_view source, std::uint64_t first, std::
                              const issued_ids& issued, std::string_view transport = "tcp",
                              std::string_view client = {});
 
-// Parses a 200 answer. errc::bad_lease when a field is missing or the token does not decode.
+// Parses a 200 answer (protocol::decode_lease_grant). errc::bad_lease when it is unusable.
 result<lease> parse_lease(std::string_view body);
 
 // 50 ms doubling per step, at most 2 s.

@@ -4,6 +4,7 @@
 #include <hio/common/id_generator.hpp>
 #include <hio/common/json.hpp>
 #include <hio/common/log.hpp>
+#include <hio/common/protocol/lease.hpp>
 #include <hio/common/receiver.hpp>
 #include <hio/common/secret.hpp>
 #include <hio/common/token.hpp>
@@ -298,37 +299,27 @@ struct master::impl {
     return repository.get(p);
   }
 
-  // A retry's ids and count, from {"first": F, "count": K, "issued": {"first": F0, "count": K0, "key": k}}:
-  // [F, F + K) must lie in [F0, F0 + K0), a range this master handed out, and k must be that range's
-  // retry key, which only the source it was handed to holds. Errors: 400 (malformed, ids never issued),
-  // 403 (no key, or not the key of those ids).
-  result<std::pair<std::uint64_t, std::uint32_t>> check_retry(const json& rt) const {
-    const auto unsigned_field = [](const json& o, const char* key) {
-      return o.contains(key) && o[key].is_number_unsigned();
-    };
-    if (!rt.is_object() || !unsigned_field(rt, "first") || (rt.contains("count") && !unsigned_field(rt, "count")))
-      return make_error(400, R"("retry" must be {"first": <tuple id>, "count": <n>, "issued": {...}})");
-    const auto first = rt["first"].get<std::uint64_t>();
-    const auto n = rt.value("count", std::uint64_t{1});
+  // A retry's ids: [first, first + count) must lie in the issued range [F0, F0 + K0), a range this master
+  // handed out, and its key must be that range's retry key, which only the source it was handed to holds.
+  // Errors: 400 (ids never issued, count out of range), 403 (no key, or not the key of those ids).
+  result<std::pair<std::uint64_t, std::uint32_t>> check_retry(const protocol::lease_request::retry_ids& rt) const {
+    const auto first = rt.first;
+    const auto n = rt.count;
     if (n == 0 || n > opt.max_session_tuples)
       return make_error(400, "retry count must be 1.." + std::to_string(opt.max_session_tuples));
     const std::uint64_t issued_end = tuple_ids->peek();  // ids below it were handed out
     if (first == 0 || first > issued_end || n > issued_end - first)
       return make_error(400, "retry names tuple ids this master never issued");
-    if (!rt.contains("issued"))
+    if (!rt.issued)
       return make_error(403, "a retry lease needs the retry key of the lease that issued its ids: "
                              R"("issued": {"first": F, "count": K, "key": "<retry_key>"})");
-    const auto& is = rt["issued"];
-    if (!is.is_object() || !unsigned_field(is, "first") || !unsigned_field(is, "count") || !is.contains("key") ||
-        !is["key"].is_string())
-      return make_error(400, R"("retry.issued" must be {"first": <tuple id>, "count": <n>, "key": "<hex>"})");
-    const auto f0 = is["first"].get<std::uint64_t>();
-    const auto n0 = is["count"].get<std::uint64_t>();
+    const auto f0 = rt.issued->first;
+    const auto n0 = rt.issued->count;
     if (n0 > std::numeric_limits<std::uint32_t>::max() || first < f0 || first - f0 > n0 || n > n0 - (first - f0))
       return make_error(403, "retry ids [" + std::to_string(first) + ", +" + std::to_string(n) +
                                  ") are not within the issued range [" + std::to_string(f0) + ", +" +
                                  std::to_string(n0) + ")");
-    if (!valid_retry_key(is["key"].get_ref<const std::string&>(), opt.secret, f0, static_cast<std::uint32_t>(n0)))
+    if (!valid_retry_key(rt.issued->key, opt.secret, f0, static_cast<std::uint32_t>(n0)))
       return make_error(403, "retry key does not match the issued range [" + std::to_string(f0) + ", +" +
                                  std::to_string(n0) + "): only the source those ids were leased to may resend them");
     return std::pair{first, static_cast<std::uint32_t>(n)};
@@ -337,45 +328,31 @@ struct master::impl {
   http::response lease(const http::request& r) {
     if (!opt.source_token.empty() && !same_secret(r.bearer(), opt.source_token))
       return http::error_response(401, "this master needs a source token: Authorization: Bearer <token>");
-    auto parsed = parse_body(r);
-    if (!parsed) return http::error_response(400, parsed.error().message);
-    json body = std::move(*parsed);
-    if (!body.is_object()) return http::error_response(400, "body must be a JSON object");
-    // Every field a lease body knows has one type; a wrong one is refused, not ignored or coerced.
-    for (const char* key : {"count", "bytes", "ends"})
-      if (body.contains(key) && !body[key].is_number_unsigned())
-        return http::error_response(400, std::string("\"") + key + "\" must be a non-negative integer");
-    for (const char* key : {"source", "client", "transport"})
-      if (body.contains(key) && !body[key].is_string())
-        return http::error_response(400, std::string("\"") + key + "\" must be a string");
+    auto decoded = protocol::decode_lease_request(r.body);
+    if (!decoded) return http::error_response(400, decoded.error().message);
+    const protocol::lease_request& req = *decoded;
     std::uint64_t first = 0;
     std::uint32_t count = 1;
-    bool retry = false;
-    if (body.contains("retry")) {
-      auto checked = check_retry(body["retry"]);
+    if (req.retry) {
+      auto checked = check_retry(*req.retry);
       if (!checked) {
         if (checked.error().code == 403) ++retry_refusals;
         return http::error_response(checked.error().code, checked.error().message);
       }
       first = checked->first;
       count = checked->second;
-      retry = true;
-    } else if (body.contains("count")) {
-      if (!body["count"].is_number_unsigned() || body["count"].get<std::uint64_t>() == 0)
-        return http::error_response(400, R"("count" must be a positive integer)");
-      count = static_cast<std::uint32_t>(std::min<std::uint64_t>(body["count"].get<std::uint64_t>(), opt.max_session_tuples));
+    } else if (req.count != 0) {
+      count = static_cast<std::uint32_t>(std::min<std::uint64_t>(req.count, opt.max_session_tuples));
     }
-    if (body.contains("bytes") && body["bytes"].is_number_unsigned() &&
-        body["bytes"].get<std::uint64_t>() > opt.max_tuple_bytes)
-      return http::error_response(413, "tuple of " + std::to_string(body["bytes"].get<std::uint64_t>()) +
+    if (req.bytes > opt.max_tuple_bytes)
+      return http::error_response(413, "tuple of " + std::to_string(req.bytes) +
                                            " bytes is over the maximum tuple size of " +
                                            std::to_string(opt.max_tuple_bytes));
 
     // The source's transport: "tcp" (the default), "ucx", or "auto" (UCX where the channel offers it).
     // The overflow queue's port is TCP whatever the source asks.
-    auto want = parse_transport_request(body.value("transport", std::string("tcp")));
-    if (!want) return http::error_response(400, R"("transport" must be "tcp", "ucx" or "auto")");
-    if (*want == transport_request::ucx) {
+    const auto want = req.transport;
+    if (want == transport_request::ucx) {
       std::lock_guard lock(mutex);
       if (cm.total_channels() > 0 && !cm.offers(transport::ucx))
         return http::error_response(409, "no worker channel offers the UCX transport (workers run with --transport "
@@ -384,19 +361,9 @@ struct master::impl {
     }
 
     // Whose order to keep: the sending client's instance ("client"), else its name ("source").
-    std::string source;
-    for (const char* key : {"client", "source"}) {
-      if (!body.contains(key)) continue;
-      if (!body[key].is_string() || body[key].get_ref<const std::string&>().size() > 256)
-        return http::error_response(400, std::string("\"") + key + "\" must be a string of at most 256 bytes");
-      if (source.empty()) source = body[key].get<std::string>();
-    }
+    const std::string& source = req.client.empty() ? req.source : req.client;
     // The channel lease this source has just ended, if any: its credit is free for this request already.
-    std::uint64_t ended = 0;
-    if (body.contains("ends")) {
-      if (!body["ends"].is_number_unsigned()) return http::error_response(400, R"("ends" must be a lease id)");
-      ended = body["ends"].get<std::uint64_t>();
-    }
+    const std::uint64_t ended = req.ends;
 
     auto lease_id = lease_ids->next();
     if (!lease_id) return http::error_response(500, lease_id.error().message);
@@ -407,7 +374,7 @@ struct master::impl {
     {
       std::lock_guard lock(mutex);
       if (ended != 0) cm.release_ended(ended, source);
-      if (!qhandler->holds(source)) ch = cm.acquire(*lease_id, now, *want, source);
+      if (!qhandler->holds(source)) ch = cm.acquire(*lease_id, now, want, source);
     }
     if (!ch && queue->full()) {
       ++refusals;
@@ -415,37 +382,41 @@ struct master::impl {
       res.headers.emplace_back("Retry-After", "1");
       return res;
     }
-    if (!retry) {
+    if (!req.retry) {
       auto id = tuple_ids->next(count);
       if (!id) return http::error_response(500, id.error().message);
       first = *id;
     }
     const std::uint32_t expires = unix_seconds() + static_cast<std::uint32_t>(opt.lease_ttl.count());
-    json out;
+    protocol::lease_grant out;
     if (ch) {
-      const auto token = mint_token(opt.secret, channel_target(ch->worker, ch->index), *lease_id, first, count, expires);
-      out = {{"kind", "channel"}, {"host", ch->host}, {"port", ch->port}, {"worker", ch->worker},
-             {"channel", ch->index}, {"transport", ch->transport}, {"token", to_hex(token)}};
-      if (ch->transport == "ucx") {
+      out.token = mint_token(opt.secret, channel_target(ch->worker, ch->index), *lease_id, first, count, expires);
+      out.host = ch->host;
+      out.port = ch->port;
+      out.worker = ch->worker;
+      out.channel = ch->index;
+      out.via = parse_transport(ch->transport).value_or(transport::tcp);
+      if (out.via == transport::ucx) {
         ++ucx_leases;
-        if (!ch->ucx_address.empty()) out["ucx_address"] = ch->ucx_address;
+        out.ucx_address = ch->ucx_address;
       }
       ++channel_leases;
     } else {
-      const auto token = mint_token(opt.secret, queue_target, *lease_id, first, count, expires);
+      out.token = mint_token(opt.secret, queue_target, *lease_id, first, count, expires);
       qhandler->expect(*lease_id, source, expires);
-      out = {{"kind", "queue"}, {"host", data_host()}, {"port", queue_rx->port()}, {"transport", "tcp"},
-             {"token", to_hex(token)}};
+      out.queue = true;
+      out.host = data_host();
+      out.port = queue_rx->port();
       ++queue_leases;
     }
-    out["lease_id"] = *lease_id;
-    out["first_id"] = first;
-    out["count"] = count;
-    out["expires_at"] = expires;
-    out["retry_key"] = retry_key(opt.secret, first, count);
+    out.lease_id = *lease_id;
+    out.first_id = first;
+    out.count = count;
+    out.expires_at = expires;
+    out.retry_key = retry_key(opt.secret, first, count);
     ++leases;
     tuples_leased += count;
-    return http::json_response(out.dump());
+    return http::json_response(protocol::encode(out));
   }
 
   http::response workers(const http::request& r) {

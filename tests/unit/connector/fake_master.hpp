@@ -7,6 +7,7 @@
 #include <hio/common/clock.hpp>
 #include <hio/common/hash.hpp>
 #include <hio/common/http.hpp>
+#include <hio/common/protocol/lease.hpp>
 #include <hio/common/receiver.hpp>
 #include <hio/common/token.hpp>
 
@@ -154,41 +155,39 @@ class fake_master {
       r.headers.emplace_back("Retry-After", "0");
       return r;
     }
+    auto req = protocol::decode_lease_request(q.body);  // as the master reads it
+    if (!req) return http::error_response(400, req.error().message);
     std::uint64_t first = 0;
     std::uint32_t count = 0;
-    if (body.contains("retry")) {
-      first = body["retry"].value("first", std::uint64_t{0});
-      count = body["retry"].value("count", std::uint32_t{0});
+    if (req->retry) {
+      first = req->retry->first;
+      count = static_cast<std::uint32_t>(req->retry->count);
       // As the master: the ids must lie in a range handed out here, proven by that range's retry key.
-      const auto issued = body["retry"].value("issued", nlohmann::json::object());
-      const auto f0 = issued.value("first", std::uint64_t{0});
-      const auto n0 = issued.value("count", std::uint32_t{0});
-      if (!valid_retry_key(issued.value("key", std::string()), secret_, f0, n0) || first < f0 ||
-          first + count > f0 + n0) {
+      const auto issued = req->retry->issued.value_or(protocol::issued_range{});
+      if (!valid_retry_key(issued.key, secret_, issued.first, static_cast<std::uint32_t>(issued.count)) ||
+          first < issued.first || first + count > issued.first + issued.count) {
         ++refused_retries;
         return http::error_response(403, "retry key does not match the issued range");
       }
     } else {
-      count = body.value("count", std::uint32_t{1});
+      count = req->count == 0 ? 1 : static_cast<std::uint32_t>(req->count);
       first = next_id_;
       next_id_ += count;
     }
     if (count == 0) return http::error_response(400, "count must be at least 1");
-    const std::uint64_t lease_id = next_lease_++;
-    const std::uint32_t expires = unix_seconds() + 60;
-    const auto token = mint_token(secret_, channel_target("w1", 0), lease_id, first, count, expires);
-    nlohmann::json j{{"kind", queue_kind ? "queue" : "channel"},
-                     {"host", "127.0.0.1"},
-                     {"port", divert_leases-- > 0 ? divert_port : receiver_->port()},
-                     {"worker", "w1"},
-                     {"channel", 0},
-                     {"lease_id", lease_id},
-                     {"first_id", first},
-                     {"count", count},
-                     {"expires_at", expires},
-                     {"token", to_hex(token)},
-                     {"retry_key", retry_key(secret_, first, count)}};
-    return http::json_response(j.dump());
+    protocol::lease_grant g;
+    g.lease_id = next_lease_++;
+    g.expires_at = unix_seconds() + 60;
+    g.token = mint_token(secret_, channel_target("w1", 0), g.lease_id, first, count, g.expires_at);
+    g.queue = queue_kind;
+    g.host = "127.0.0.1";
+    g.port = divert_leases-- > 0 ? divert_port : receiver_->port();
+    g.worker = "w1";
+    g.channel = 0;
+    g.first_id = first;
+    g.count = count;
+    g.retry_key = retry_key(secret_, first, count);
+    return http::json_response(protocol::encode(g));
   }
 
   std::string secret_ = "connector-test-secret";
