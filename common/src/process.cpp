@@ -175,7 +175,11 @@ result<command_result> run_command(const std::vector<std::string>& argv, const s
       char buf[4096];
       const auto got = ::read(p[i].fd, buf, sizeof buf);
       if (got > 0) {
-        (p[i].fd == fds[0] ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
+        // Kept up to max_command_output per stream; the rest is read and dropped, so that the child
+        // never blocks on a full pipe and a chatty command cannot grow this process.
+        auto& into = p[i].fd == fds[0] ? r.out : r.err;
+        const std::size_t room = max_command_output - std::min(max_command_output, into.size());
+        into.append(buf, std::min(static_cast<std::size_t>(got), room));
       } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
         for (int& fd : fds)
           if (fd == p[i].fd) ::close(fd), fd = -1;

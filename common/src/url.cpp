@@ -19,7 +19,8 @@ result<url_parts> parse_url(std::string_view url) {
   if (u->host_type() == boost::urls::host_type::none || u->encoded_host().empty()) return bad("has no host");
   if (!u->has_port() || u->port().empty()) return bad("has no port");
   // Boost.URL 1.81 reads "h:80x" as port 80 and path "x"; after an authority a path starts with '/'.
-  if (const auto path = u->encoded_path(); !path.empty() && path.front() != '/') return bad("is not a URL: junk after the port");
+  if (const auto path = u->encoded_path(); !path.empty() && path.front() != '/')
+    return bad("is not a URL: junk after the port");
   const auto port = u->port_number();  // 0 when it does not fit 16 bits
   if (port == 0) return bad("has an invalid port");
   return url_parts{u->host_address(), port};

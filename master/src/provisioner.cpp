@@ -116,8 +116,8 @@ class command_provisioner : public provisioner {
     if (r->status != 0) {
       std::string why = r->err.substr(0, 512);
       std::replace(why.begin(), why.end(), '\n', ' ');
-      return make_error(0, "'" + script + "' " + (r->status < 0 ? "was stopped" : "exited " + std::to_string(r->status)) +
-                               (why.empty() ? "" : ": " + why));
+      const std::string how = r->status < 0 ? "was stopped" : "exited " + std::to_string(r->status);
+      return make_error(0, "'" + script + "' " + how + (why.empty() ? "" : ": " + why));
     }
     return std::move(r->out);
   }

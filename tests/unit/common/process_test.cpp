@@ -40,3 +40,12 @@ TEST_CASE("run_command reports a program that cannot be started") {
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().message.find("cannot run /nonexistent/hio-no-such-program") != std::string::npos);
 }
+
+TEST_CASE("run_command keeps at most max_command_output of each stream and still lets the command finish") {
+  auto r = run_command({"/bin/sh", "-c", "head -c 3000000 /dev/zero; head -c 2000000 /dev/zero >&2; echo done >&2"},
+                       "", {}, 30s);
+  REQUIRE(r.has_value());
+  CHECK(r->status == 0);
+  CHECK(r->out.size() == max_command_output);
+  CHECK(r->err.size() == max_command_output);
+}

@@ -285,7 +285,7 @@ TEST_CASE("a plugin runs in hio-plugin-host: reused across tuples, its crashes a
 #if defined(HIO_ASAN) || defined(HIO_TSAN)
   // hio-plugin-host is built with the sanitizer too, whose SIGSEGV handler would make the crash an exit
   // status 1.
-  #if defined(HIO_ASAN)
+#if defined(HIO_ASAN)
   const char* var = "ASAN_OPTIONS";
 #else
   const char* var = "TSAN_OPTIONS";

@@ -6,6 +6,7 @@
 #include <hio/common/error.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -43,7 +44,9 @@ struct command_result {
 // ("NAME=value") added to this process's environment (replacing a variable of the same name), stdout and
 // stderr captured, no blocked signals. No shell reads the arguments: each reaches the program as one argv
 // entry, whatever bytes it holds. Killed (SIGKILL) after `timeout`, which err then says. Error only when
-// it cannot be started.
+// it cannot be started. Each of stdout and stderr is kept up to max_command_output bytes (the rest is
+// read and dropped).
+inline constexpr std::size_t max_command_output = 1 << 20;
 result<command_result> run_command(const std::vector<std::string>& argv, const std::string& input,
                                    const std::vector<std::string>& extra_env, std::chrono::milliseconds timeout);
 

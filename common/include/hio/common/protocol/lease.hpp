@@ -25,7 +25,7 @@ inline constexpr std::size_t max_source_name = 256;
 struct issued_range {
   std::uint64_t first = 0;
   std::uint64_t count = 0;
-  std::string key;  // 2 x retry_key_size hex digits
+  std::string key;  // 2 x retry_key_size hex digits; empty when a master sent none (its retries are refused)
   friend bool operator==(const issued_range&, const issued_range&) = default;
 };
 
